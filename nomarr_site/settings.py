@@ -1,0 +1,213 @@
+"""Nomarr settings: every knob comes from an environment variable with a safe default.
+
+The embedded default (SQLite, django-q2's ORM broker, the in-memory channel layer)
+needs no other server. Setting DATABASE_URL and NOMARR_REDIS_URL switches to the
+scale-out path (PostgreSQL, Redis broker, channels-redis).
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def env_list(name: str, default: list[str], sep: str = ",") -> list[str]:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(sep) if item.strip()]
+
+
+def env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else default
+
+
+DEBUG = env_bool("NOMARR_DEBUG", False)
+SECRET_KEY = env_str("NOMARR_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG and env_bool("NOMARR_PRODUCTION", False):
+        raise RuntimeError("NOMARR_SECRET_KEY must be set in production")
+    # A per-installation key kept beside the database, so sessions survive restarts
+    # without a newcomer having to invent one.
+    _key_file = env_path("NOMARR_SECRET_KEY_FILE", BASE_DIR / ".secret_key")
+    if not _key_file.exists():
+        from django.utils.crypto import get_random_string
+
+        _key_file.write_text(get_random_string(64))
+        _key_file.chmod(0o600)
+    SECRET_KEY = _key_file.read_text().strip()
+
+ALLOWED_HOSTS = env_list("NOMARR_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("NOMARR_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_q",
+    "tagging",
+    "library",
+    "playlists",
+    "accounts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "nomarr_site.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "nomarr_site.wsgi.application"
+ASGI_APPLICATION = "nomarr_site.asgi.application"
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("NOMARR_DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server read while a worker writes; the busy timeout makes a
+    # writer wait for the lock instead of failing at once.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": env_int("NOMARR_SQLITE_TIMEOUT", 30),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TZ", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env_path("NOMARR_STATIC_ROOT", BASE_DIR / "staticfiles")
+
+# Production hardening, on unless NOMARR_DEBUG is set.
+SESSION_COOKIE_SECURE = env_bool("NOMARR_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("NOMARR_SECURE_COOKIES", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("NOMARR_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("NOMARR_HSTS_SECONDS", 0)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("NOMARR_LOG_LEVEL", "INFO")},
+}
+
+# --- Nomarr -----------------------------------------------------------------
+
+# Where model files live: Essentia model-zoo `.pb` files with their `.json` sidecars.
+# Several folders may be given, separated by ':'; install_models writes into the first.
+NOMARR_MODELS_DIRS = [
+    Path(p).expanduser().resolve()
+    for p in env_list("NOMARR_MODELS_DIR", [str(BASE_DIR / "models")], sep=":")
+]
+NOMARR_MODELS_DIR = NOMARR_MODELS_DIRS[0]
+# Heads whose file stem starts with one of these give mood words (the rest only scores).
+NOMARR_MOOD_HEADS = env_list(
+    "NOMARR_MOOD_HEADS", ["mood_", "danceability", "voice_instrumental", "timbre"]
+)
+# Prefix of every tag key Nomarr owns in a file (`nom_...`).
+NOMARR_NAMESPACE = env_str("NOMARR_NAMESPACE", "nom").strip().lower()
+# Also write the standard multi-value MOOD tag (from mood-regular).
+NOMARR_WRITE_MOOD = env_bool("NOMARR_WRITE_MOOD", True)
+# Tracks shorter than this many seconds are skipped.
+NOMARR_MIN_DURATION = env_float("NOMARR_MIN_DURATION", 7.0)
+# Hop between musicnn patches, in mel frames (187 frames = one 3 s patch, no overlap).
+# Essentia's default is 93 (half overlap); see benchmarks/bench_pipeline.py.
+NOMARR_PATCH_HOP = env_int("NOMARR_PATCH_HOP", 187)
+# Patches fed to a backbone in one call.
+NOMARR_BATCH_SIZE = env_int("NOMARR_BATCH_SIZE", 64)
+# Library roots, separated by ':'.
+NOMARR_LIBRARY_ROOTS = [Path(p).expanduser().resolve() for p in env_list("NOMARR_LIBRARY_ROOTS", [], sep=":")]
+
+# --- Jobs (django-q2) ---------------------------------------------------------
+
+# Redis for the django-q2 broker and the channel layer on the scale-out path;
+# unset, both stay inside Nomarr (ORM broker, in-memory layer).
+NOMARR_REDIS_URL = env_str("NOMARR_REDIS_URL", "")
+# Seconds one tagging task may run before its worker is recycled.
+NOMARR_JOB_TIMEOUT = env_int("NOMARR_JOB_TIMEOUT", 900)
+
+Q_CLUSTER = {
+    "name": env_str("NOMARR_Q_NAME", "nomarr"),
+    "workers": env_int("NOMARR_WORKERS", 1),
+    "timeout": NOMARR_JOB_TIMEOUT,
+    # Must exceed the timeout, or django-q2 hands a slow job to a second worker.
+    "retry": NOMARR_JOB_TIMEOUT + 60,
+    "max_attempts": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": env_int("NOMARR_Q_SAVE_LIMIT", 250),
+    "label": "Tasks",
+}
+if NOMARR_REDIS_URL:
+    Q_CLUSTER["redis"] = NOMARR_REDIS_URL
+else:
+    # Without this django-q2 silently falls back to a Redis on localhost.
+    Q_CLUSTER["orm"] = "default"
