@@ -178,13 +178,15 @@ def make_audio(audio_sources: dict[str, Path], tmp_path: Path) -> Callable[..., 
 def _audio_stream_hash(path: Path) -> str:
     """sha256 of the audio packets only (independent of tags), via ffmpeg."""
     result = subprocess.run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path)]
-        + ["-map", "0:a", "-c", "copy", "-f", "hash", "-hash", "sha256", "-"],
+        [
+            "ffmpeg", "-v", "error", "-nostdin", "-i", str(path),
+            "-map", "0:a", "-c", "copy", "-f", "hash", "-hash", "sha256", "-",
+        ],
         check=True,
         capture_output=True,
         text=True,
         timeout=60,
-    )
+    )  # fmt: skip
     return result.stdout.strip()
 
 

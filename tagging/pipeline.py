@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ MOOD_SETS = {"strict": {"high"}, "regular": {"high", "medium"}, "loose": {"high"
 # Words that cannot both describe one track: when both make a set, both leave it.
 CONTRADICTIONS = (("happy", "sad"), ("aggressive", "relaxed"), ("acoustic", "electronic"))
 SCORE_FORMAT = "{:.3f}"
+DECODE_TIMEOUT = 600
 
 
 class AnalysisError(Exception):
@@ -100,14 +102,28 @@ def mood_word(label: str) -> str:
 
 
 def decode(path: Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples at sample_rate (Essentia's ffmpeg decoder, resampled)."""
-    es = runtime.essentia_standard()
+    """Mono float32 samples at sample_rate, decoded by the ffmpeg program.
+
+    Essentia's own loader lacks some codecs (Opus) and, once it has failed on one
+    file, can crash the process on the next; a worker must survive any file a
+    user has, so decoding happens in a child process that may fail on its own.
+    """
+    command = [
+        "ffmpeg", "-nostdin", "-v", "error", "-i", str(path),
+        "-map", "0:a:0", "-ac", "1", "-af", f"aresample={sample_rate}:resampler=soxr",
+        "-f", "f32le", "-",
+    ]  # fmt: skip
     try:
-        audio = es.MonoLoader(filename=str(path), sampleRate=sample_rate, resampleQuality=4)()
-    except RuntimeError as exc:
-        raise AnalysisError(f"cannot decode audio: {str(exc).strip().splitlines()[0]}") from exc
+        proc = subprocess.run(command, capture_output=True, timeout=DECODE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise AnalysisError(f"decoding took longer than {DECODE_TIMEOUT} s") from exc
+    if proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip().splitlines()
+        detail = message[-1] if message else f"ffmpeg exit status {proc.returncode}"
+        raise AnalysisError(f"cannot decode audio: {detail}")
+    audio = np.frombuffer(proc.stdout, dtype="<f4")
     if audio.size == 0:
-        raise AnalysisError("no audio in file")
+        raise AnalysisError("cannot decode audio: no audio in file")
     return audio
 
 

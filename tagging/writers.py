@@ -43,7 +43,7 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
-__all__ = ["TagWriteError", "read_moods", "read_tags", "write_tags"]
+__all__ = ["InvalidTagsError", "TagWriteError", "read_moods", "read_tags", "write_tags"]
 
 #: Temp files are named like this so that library scanners can skip them and
 #: so that leftovers (e.g. after a power cut) are recognisable as ours.
@@ -72,6 +72,12 @@ class TagWriteError(Exception):
     the file and the cause: missing, read-only, not audio, changed meanwhile,
     disk full... When it is raised by ``write_tags`` the file is unchanged.
     """
+
+
+class InvalidTagsError(TagWriteError, ValueError):
+    """The tags/namespace passed in are malformed (a caller bug, not a file
+    problem). Also a ValueError; a TagWriteError so that a batch that reports
+    per-file errors keeps going instead of crashing."""
 
 
 # --------------------------------------------------------------------------
@@ -129,8 +135,8 @@ def write_tags(
     scanners are not triggered for nothing).
 
     Raises:
-        ValueError: ``tags``/``namespace`` are malformed (a caller bug); the
-            file is not touched.
+        InvalidTagsError: ``tags``/``namespace``/``moods`` are malformed (a
+            caller bug; also a ValueError); the file is not touched.
         TagWriteError: the file could not be tagged; it is left unchanged.
     """
     prefix = _prefix(namespace)
@@ -188,7 +194,7 @@ def _prefix(namespace: str) -> str:
     """Return the lowercase key prefix; an empty namespace would match every
     ``_``-prefixed key in the file, so it is refused."""
     if not isinstance(namespace, str) or not namespace.strip():
-        raise ValueError("namespace must be a non-empty string")
+        raise InvalidTagsError("namespace must be a non-empty string")
     return f"{namespace}_".lower()
 
 
@@ -196,13 +202,13 @@ def _normalize_values(key: str, values: Iterable[str] | None) -> list[str]:
     """Check that values are a list of strings (a bare str would otherwise be
     written one character per value)."""
     if isinstance(values, (str, bytes)) or values is None:
-        raise ValueError(f"values for {key!r} must be a list of strings")
+        raise InvalidTagsError(f"values for {key!r} must be a list of strings")
     result = list(values)
     for value in result:
         if not isinstance(value, str):
-            raise ValueError(f"values for {key!r} must be strings, got {value!r}")
+            raise InvalidTagsError(f"values for {key!r} must be strings, got {value!r}")
         if "\x00" in value:
-            raise ValueError(f"values for {key!r} must not contain NUL characters")
+            raise InvalidTagsError(f"values for {key!r} must not contain NUL characters")
     return result
 
 
@@ -217,14 +223,14 @@ def _normalize_tags(tags: dict[str, list[str]], prefix: str) -> dict[str, list[s
     result: dict[str, list[str]] = {}
     for raw_key, raw_values in tags.items():
         if not isinstance(raw_key, str):
-            raise ValueError(f"tag key must be a string, got {raw_key!r}")
+            raise InvalidTagsError(f"tag key must be a string, got {raw_key!r}")
         key = raw_key.lower()
         if not key.startswith(prefix) or len(key) == len(prefix):
-            raise ValueError(f"tag key {raw_key!r} does not start with {prefix!r}")
+            raise InvalidTagsError(f"tag key {raw_key!r} does not start with {prefix!r}")
         if any(not (0x20 <= ord(ch) <= 0x7D) or ch == "=" for ch in key):
-            raise ValueError(f"tag key {raw_key!r} must be printable ASCII without '='")
+            raise InvalidTagsError(f"tag key {raw_key!r} must be printable ASCII without '='")
         if key in result:
-            raise ValueError(f"tag key {raw_key!r} given twice (keys are case-insensitive)")
+            raise InvalidTagsError(f"tag key {raw_key!r} given twice (keys are case-insensitive)")
         values = _normalize_values(raw_key, raw_values)
         if values:
             result[key] = values

@@ -1,0 +1,478 @@
+"""How fast Nomarr tags music, against the naive way of running the same Essentia models.
+
+    .venv/bin/python benchmarks/bench_pipeline.py [--tracks 6] [--minutes 1.5]
+
+Builds a set of distinct test tracks from the two 30-s fixture clips with ffmpeg
+(concatenations with tempo and pitch changes, mixes, EQ, echo, reversal), then for
+the default model set plus the nine fixture heads measures, in one run:
+
+* naive: per track, decode once with MonoLoader at 16 kHz, then per model Essentia's
+  own algorithm with its defaults, as the model zoo's docs show it: for each head
+  TensorflowPredictMusiCNN(msd-musicnn-1, output=model/dense/BiasAdd, patchHopSize 93)
+  then TensorflowPredict2D(head), and for each backbone TensorflowPredictMusiCNN(
+  output=model/Sigmoid); every output averaged over patches. Its results, at 50 %
+  patch overlap, are the "full overlap" reference.
+* Nomarr: tagging.pipeline.run_models() + describe() at several patch hops.
+
+It prints seconds of analysis per minute of audio, the speedup over naive, how many
+(track, two-class label) tiers agree with the reference, and where Nomarr's time
+goes. Model loading and one warm-up run are timed apart from the measurements;
+each measurement runs once per track (the tracks are the repetitions).
+
+Never import tensorflow here: it aborts next to the TensorFlow Essentia bundles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "fixtures"
+CLIPS_DIR = SHARED / "audio"
+FIXTURE_MODELS = SHARED / "essentia-models"
+FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
+FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
+NAIVE_HOP = 93  # TensorflowPredictMusiCNN's default patchHopSize (50 % overlap)
+
+
+# --------------------------------------------------------------------------- tracks
+
+
+def clip_duration(path: Path) -> float:
+    out = subprocess.run(
+        [FFPROBE, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip())
+
+
+def _segment(rng: random.Random, clips: list[Path], inputs: list[Path], durations: dict):
+    """One ~30-s section: a clip (or a mix of two) through one or two effects.
+
+    Returns (filter chain text ending in a label, its length in seconds, a short recipe)."""
+    norm = "aresample=44100,aformat=sample_fmts=fltp:channel_layouts=stereo"
+    first = rng.choice(clips)
+    inputs.append(first)
+    a = len(inputs) - 1
+    length = durations[first]
+    recipe = [first.stem[:4]]
+    chain = f"[{a}:a]{norm}"
+    if rng.random() < 0.3:  # a mix of both clips, the second one quieter
+        second = next(c for c in clips if c != first) if len(clips) > 1 else first
+        inputs.append(second)
+        b = len(inputs) - 1
+        weight = rng.uniform(0.4, 0.9)
+        chain = (
+            f"[{a}:a]{norm}[m{a}];[{b}:a]{norm}[m{b}];"
+            f"[m{a}][m{b}]amix=inputs=2:duration=shortest:weights=1 {weight:.2f}"
+        )
+        length = min(length, durations[second])
+        recipe = [f"{first.stem[:4]}+{second.stem[:4]}"]
+    effects = rng.sample(["tempo", "pitch", "reverse", "eq", "echo", "plain"], k=rng.choice([1, 2]))
+    for effect in effects:
+        if effect == "tempo":
+            factor = rng.uniform(0.8, 1.25)
+            chain += f",atempo={factor:.3f}"
+            length /= factor
+            recipe.append(f"tempo{factor:.2f}")
+        elif effect == "pitch":  # shift pitch (and speed) by resampling
+            factor = 2 ** (rng.uniform(-3, 3) / 12)
+            chain += f",asetrate={44100 * factor:.0f},aresample=44100"
+            length /= factor
+            recipe.append(f"pitch{factor:.2f}")
+        elif effect == "reverse":
+            chain += ",areverse"
+            recipe.append("rev")
+        elif effect == "eq":
+            eq = rng.choice(
+                [
+                    "highpass=f=250",
+                    "lowpass=f=2500",
+                    "bass=g=9",
+                    "treble=g=-9",
+                    "equalizer=f=1000:t=q:w=1:g=10",
+                ]
+            )
+            chain += f",{eq}"
+            recipe.append(eq.split("=")[0])
+        elif effect == "echo":
+            chain += ",aecho=0.8:0.7:80|160:0.4|0.25"
+            recipe.append("echo")
+    return chain, length, ",".join(recipe)
+
+
+def make_tracks(dest: Path, count: int, minutes: float, seed: int) -> list[tuple[Path, str]]:
+    """count distinct MP3 tracks of about `minutes` each (±10 %) from the fixture clips."""
+    clips = sorted(CLIPS_DIR.glob("*.mp3"))
+    if not clips:
+        raise SystemExit(f"no fixture clips in {CLIPS_DIR}")
+    durations = {clip: clip_duration(clip) for clip in clips}
+    rng = random.Random(seed)
+    tracks = []
+    for number in range(1, count + 1):
+        seconds = minutes * 60 * rng.uniform(0.9, 1.1)
+        inputs: list[Path] = []
+        chains, labels, recipes = [], [], []
+        total = 0.0
+        while total < seconds + 1:
+            chain, length, recipe = _segment(rng, clips, inputs, durations)
+            label = f"s{len(labels)}"
+            chains.append(f"{chain}[{label}]")
+            labels.append(f"[{label}]")
+            recipes.append(recipe)
+            total += length
+        # Each track gets its own overall colour and loudness, so tracks differ as a whole.
+        colour = rng.choice(["anull", "bass=g=4", "treble=g=4", "lowpass=f=6000", "highpass=f=80"])
+        gain = rng.uniform(-6, 0)
+        graph = ";".join(chains) + (
+            f";{''.join(labels)}concat=n={len(labels)}:v=0:a=1,{colour},volume={gain:.1f}dB,"
+            f"afade=t=in:d=2,afade=t=out:st={seconds - 3:.2f}:d=3[out]"
+        )
+        path = dest / f"track_{number:02d}.mp3"
+        argv = [FFMPEG, "-v", "error", "-y"]
+        for clip in inputs:
+            argv += ["-i", str(clip)]
+        argv += ["-filter_complex", graph, "-map", "[out]", "-t", f"{seconds:.2f}"]
+        argv += ["-ac", "2", "-ar", "44100", "-c:a", "libmp3lame", "-b:a", "192k", str(path)]
+        subprocess.run(argv, check=True)
+        tracks.append((path, f"{colour} | " + " > ".join(recipes)))
+    return tracks
+
+
+# --------------------------------------------------------------------------- naive
+
+
+class Naive:
+    """The models run the way Essentia's model-zoo docs show, one algorithm per model.
+
+    Every algorithm is created once (before timing), and each call then recomputes the
+    mel frontend and the backbone: nine msd-musicnn-1 embedding passes (one per head)
+    plus one predictions pass per backbone, all at Essentia's default patch hop (93).
+    """
+
+    def __init__(self, catalog, es):
+        self.es = es
+        self.catalog = catalog
+        self.embedders: dict[str, object] = {}
+        self.classifiers: dict[str, object] = {}
+        self.taggers: dict[str, object] = {}
+        for backbone in catalog.backbones:
+            for head in backbone.heads:
+                if head.graph is None:
+                    self.taggers[head.stem] = es.TensorflowPredictMusiCNN(
+                        graphFilename=str(backbone.graph), output=backbone.predictions_output
+                    )
+                else:
+                    self.embedders[head.stem] = es.TensorflowPredictMusiCNN(
+                        graphFilename=str(backbone.graph), output=backbone.embeddings_output
+                    )
+                    self.classifiers[head.stem] = es.TensorflowPredict2D(
+                        graphFilename=str(head.graph), input=head.input_name, output=head.output_name
+                    )
+
+    def run(self, path: Path):
+        """(duration, [(head, mean scores)]) in the catalog's order, like run_models."""
+        audio = self.es.MonoLoader(filename=str(path), sampleRate=16000)()
+        results = []
+        for backbone in self.catalog.backbones:
+            for head in backbone.heads:
+                if head.graph is None:
+                    activations = np.asarray(self.taggers[head.stem](audio))
+                else:
+                    embeddings = np.asarray(self.embedders[head.stem](audio))
+                    activations = np.asarray(self.classifiers[head.stem](embeddings))
+                activations = activations.reshape(activations.shape[0], -1)
+                results.append((head, activations.mean(axis=0)))
+        return len(audio) / 16000, results
+
+
+# --------------------------------------------------------------------------- compare
+
+
+@dataclass
+class Run:
+    """One way of analysing, over all tracks."""
+
+    name: str
+    seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    analyses: list = field(default_factory=list)
+
+    def per_minute(self, minutes: float) -> float:
+        return sum(self.seconds) / minutes
+
+
+def timed(fn, *args):
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = fn(*args)
+    return value, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def agreement(runs, reference):
+    """(tier pairs agreeing, tier pairs, mood-regular sets equal, tracks, mean |score diff|)."""
+    same = pairs = moods_same = 0
+    diffs = []
+    for mine, ref in zip(runs, reference, strict=True):
+        for a, b in zip(mine.scores, ref.scores, strict=True):
+            assert (a.model, a.label) == (b.model, b.label)
+            diffs.append(abs(a.score - b.score))
+            if b.tier is not None:
+                pairs += 1
+                same += a.tier == b.tier
+        moods_same += mine.moods == ref.moods
+    return same, pairs, moods_same, len(reference), float(np.mean(diffs))
+
+
+def tier_counts(analyses) -> str:
+    counts = {"high": 0, "medium": 0, "low": 0, "none": 0}
+    for analysis in analyses:
+        for score in analysis.scores:
+            if score.tier is not None:
+                counts[score.tier] += 1
+    return ", ".join(f"{name} {n}" for name, n in counts.items())
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracks", type=int, default=6, help="test tracks to build (default 6)")
+    parser.add_argument(
+        "--minutes", type=float, default=1.5, help="length of each track, ±10 %% (default 1.5)"
+    )
+    parser.add_argument(
+        "--hops", default="93,187,280,374", help="Nomarr patch hops to measure, in mel frames"
+    )
+    parser.add_argument("--batch-size", type=int, default=None, help="default: NOMARR_BATCH_SIZE")
+    parser.add_argument(
+        "--batch-sizes",
+        default="",
+        help="also sweep these batch sizes at the default hop, e.g. 1,8,32,64,256",
+    )
+    parser.add_argument(
+        "--tf-threads",
+        type=int,
+        default=None,
+        help="set TF_NUM_INTRAOP_THREADS/TF_NUM_INTEROP_THREADS before Essentia loads",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed for the track recipes")
+    parser.add_argument("--tracks-dir", type=Path, help="keep the tracks here (default: temp dir)")
+    parser.add_argument("--show-tracks", action="store_true", help="print each track's recipe")
+    return parser.parse_args(argv)
+
+
+def setup_django():
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nomarr_site.test_settings")
+    import django
+
+    django.setup()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.tf_threads:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(args.tf_threads)
+        os.environ["TF_NUM_INTEROP_THREADS"] = str(args.tf_threads)
+    setup_django()
+    from django.conf import settings
+
+    from tagging import catalog as catalog_mod
+    from tagging import pipeline, runtime
+
+    hops = [int(h) for h in args.hops.split(",") if h.strip()]
+    default_hop = settings.NOMARR_PATCH_HOP
+    if default_hop not in hops:
+        hops.append(default_hop)
+    batch = args.batch_size or settings.NOMARR_BATCH_SIZE
+    namespace = settings.NOMARR_NAMESPACE
+    started = time.perf_counter()
+
+    print(f"Nomarr pipeline benchmark: {os.cpu_count()} CPU cores, batch size {batch}", end="")
+    print(f", TF threads {args.tf_threads or 'TensorFlow default'}, default hop {default_hop}")
+
+    # Models: discover and load, then warm every session once on a fixture clip.
+    warm_clip = sorted(CLIPS_DIR.glob("*.mp3"))[0]
+    t0 = time.perf_counter()
+    es = runtime.essentia_standard()
+    catalog = catalog_mod.discover([ROOT / "models", FIXTURE_MODELS], settings.NOMARR_MOOD_HEADS)
+    classifier_heads = [h for h in catalog.heads if h.graph is not None]
+    if not catalog.backbones or len(classifier_heads) < 9:
+        print(f"expected the default backbones and nine fixture heads; got {catalog}")
+        return 1
+    pipeline.run_models(warm_clip, catalog, default_hop, batch, 7)
+    nomarr_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    naive = Naive(catalog, es)
+    naive.run(warm_clip)
+    naive_load = time.perf_counter() - t0
+    labels = sum(len(h.labels) for h in catalog.heads)
+    two_class = sum(len(h.labels) for h in catalog.heads if h.is_two_class)
+    print(
+        f"models: {', '.join(b.stem for b in catalog.backbones)} + {len(classifier_heads)} heads"
+        f" ({labels} labels, {two_class} two-class); load+warm-up: Nomarr {nomarr_load:.1f} s,"
+        f" naive {naive_load:.1f} s (not in the timings)"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="nomarr-bench-") as tmp:
+        folder = args.tracks_dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        tracks = make_tracks(folder, args.tracks, args.minutes, args.seed)
+        built = time.perf_counter() - t0
+        if args.show_tracks:
+            for path, recipe in tracks:
+                print(f"  {path.name}: {recipe}")
+
+        naive_run = Run("naive")
+        nomarr_runs = {hop: Run(f"nomarr hop {hop}") for hop in hops}
+        minutes = 0.0
+        for path, _ in tracks:
+            (duration, head_scores), wall, cpu = timed(naive.run, path)
+            minutes += duration / 60
+            naive_run.seconds.append(wall)
+            naive_run.cpu.append(cpu)
+            naive_run.analyses.append(pipeline.describe(head_scores, namespace, catalog.fingerprint))
+            for hop, run in nomarr_runs.items():
+
+                def nomarr(path=path, hop=hop):
+                    _, scores = pipeline.run_models(path, catalog, hop=hop, batch_size=batch, min_duration=7)
+                    return pipeline.describe(scores, namespace, catalog.fingerprint)
+
+                analysis, wall, cpu = timed(nomarr)
+                run.seconds.append(wall)
+                run.cpu.append(cpu)
+                run.analyses.append(analysis)
+        print(
+            f"tracks: {len(tracks)} built in {built:.1f} s, {minutes:.1f} min of audio"
+            f" ({minutes / len(tracks):.2f} min each on average)"
+        )
+
+        # Where Nomarr's time goes, at the default hop, calling the pieces directly.
+        parts: dict[str, list[float]] = {}
+
+        def add(name, wall, cpu):
+            parts.setdefault(name, [0.0, 0.0])
+            parts[name][0] += wall
+            parts[name][1] += cpu
+
+        patch_count = 0
+        for path, _ in tracks:
+            audio, wall, cpu = timed(pipeline.decode, path, pipeline.MUSICNN_SAMPLE_RATE)
+            add("decode (MonoLoader 16 kHz)", wall, cpu)
+            mel, wall, cpu = timed(pipeline.musicnn_mel, audio)
+            add("mel frontend (musicnn_mel)", wall, cpu)
+            patches, wall, cpu = timed(pipeline.cut_patches, mel, default_hop)
+            add("cut_patches", wall, cpu)
+            patch_count += len(patches)
+            head_scores = []
+            for backbone in catalog.backbones:
+                outputs, wall, cpu = timed(backbone.run_patches, patches, batch)
+                add(f"backbone {backbone.stem}", wall, cpu)
+                embeddings = outputs[backbone.embeddings_output]
+                wall0, cpu0 = time.perf_counter(), time.process_time()
+                for head in backbone.heads:
+                    if head.graph is None:
+                        activations = outputs[backbone.predictions_output]
+                    else:
+                        activations = head.predict(embeddings)
+                    head_scores.append((head, activations.mean(axis=0)))
+                add("heads (TensorflowPredict2D)", time.perf_counter() - wall0, time.process_time() - cpu0)
+            _, wall, cpu = timed(pipeline.describe, head_scores, namespace, catalog.fingerprint)
+            add("describe (tiers, moods)", wall, cpu)
+
+        sweep: dict[int, float] = {}
+        for size in [int(s) for s in args.batch_sizes.split(",") if s.strip()]:
+            total = 0.0
+            for path, _ in tracks:
+                _, wall, _ = timed(pipeline.run_models, path, catalog, default_hop, size, 7)
+                total += wall
+            sweep[size] = total / minutes
+
+    # ----------------------------------------------------------------- report
+    naive_rate = naive_run.per_minute(minutes)
+    reference = naive_run.analyses
+    print(f"reference tiers (naive, hop {NAIVE_HOP}): {tier_counts(reference)}")
+    print()
+    header = f"{'way':<22}{'patch/min':>10}{'s/min':>8}{'cpu/wall':>9}{'speedup':>9}"
+    header += f"{'tier agree':>16}{'mood sets':>11}{'mean |dS|':>11}"
+    print(header)
+    print("-" * len(header))
+    cpu_ratio = sum(naive_run.cpu) / sum(naive_run.seconds)
+    naive_patches = 60 * 16000 / 256 / NAIVE_HOP
+    print(
+        f"{'naive (11 calls, hop 93)':<22}{naive_patches * 11:>10.0f}{naive_rate:>8.2f}"
+        f"{cpu_ratio:>9.2f}{1:>8.1f}x{'reference':>16}{'reference':>11}{0:>11.4f}"
+    )
+    results = {}
+    for hop, run in sorted(nomarr_runs.items()):
+        rate = run.per_minute(minutes)
+        same, pairs, moods_same, n, mad = agreement(run.analyses, reference)
+        results[hop] = (rate, naive_rate / rate, same / pairs)
+        patches = 60 * 16000 / 256 / hop * len(catalog.backbones)
+        mark = "*" if hop == default_hop else " "
+        print(
+            f"{f'nomarr hop {hop}{mark}':<22}{patches:>10.0f}{rate:>8.2f}"
+            f"{sum(run.cpu) / sum(run.seconds):>9.2f}{naive_rate / rate:>8.1f}x"
+            f"{f'{same}/{pairs} {100 * same / pairs:.1f}%':>16}{f'{moods_same}/{n}':>11}{mad:>11.4f}"
+        )
+    print(
+        "  (* = NOMARR_PATCH_HOP; patch/min = backbone patches per minute of audio;"
+        " naive algorithms created once, before timing; each call redoes mel + backbone)"
+    )
+
+    print()
+    print(f"where Nomarr's time goes at hop {default_hop}, batch {batch} ({patch_count} patches):")
+    total = sum(wall for wall, _ in parts.values())
+    for name, (wall, cpu) in parts.items():
+        print(
+            f"  {name:<32}{wall / minutes:>7.3f} s/min {100 * wall / total:>5.1f} %"
+            f"   cpu/wall {cpu / wall if wall else 0:.2f}"
+        )
+    print(f"  {'sum of parts':<32}{total / minutes:>7.3f} s/min")
+    if sweep:
+        print(f"batch size sweep at hop {default_hop} (run_models, s/min):")
+        print("  " + ", ".join(f"batch {size}: {rate:.3f}" for size, rate in sweep.items()))
+
+    rate, speedup, agree = results[default_hop]
+    target = speedup >= 4 and agree >= 0.98
+    good = [hop for hop, (r, s, a) in results.items() if s >= 4 and a >= 0.98]
+    fastest = max(good, default=None)
+    stretch = [hop for hop, (r, _, _) in results.items() if r <= 1.0]
+    print()
+    line = (
+        f"SUMMARY: {os.cpu_count()} cores, {minutes:.1f} min of audio in {len(tracks)} tracks;"
+        f" naive {naive_rate:.2f} s/min; Nomarr at hop {default_hop}: {rate:.2f} s/min,"
+        f" {speedup:.1f}x faster, {100 * agree:.1f}% tiers agree"
+        f" -> target (>=4x, >=98%) {'MET' if target else 'NOT MET'}"
+    )
+    if fastest is not None:
+        r, s, a = results[fastest]
+        line += f"; fastest hop meeting it: {fastest} ({r:.2f} s/min, {s:.1f}x, {100 * a:.1f}%)"
+    if stretch:
+        hop = min(stretch)
+        r, s, a = results[hop]
+        line += f"; stretch <=1.0 s/min first at hop {hop} ({r:.2f} s/min, {100 * a:.1f}% agree)"
+    else:
+        line += "; stretch <=1.0 s/min not reached at any hop measured"
+    print(line)
+    print(f"(benchmark wall time {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""The pipeline: real audio through real models to scores, tiers, mood sets and keys."""
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+
+from tagging.catalog import Head, get_catalog
+from tagging.pipeline import (
+    TooShort,
+    analyse,
+    cut_patches,
+    decode,
+    describe,
+    label_keys,
+    musicnn_mel,
+    tier,
+)
+
+SHARED = Path(settings.SHARED_DIR)
+JORAM = SHARED / "fixtures/audio/joram-moments_of_clarity-08-solipsism-59-88.mp3"
+GUITAR = SHARED / "fixtures/audio/TRWJAZW128F42760DD_test.mp3"
+REFERENCE = SHARED / "fixtures/reference/msd-musicnn-1_joram.npz"
+
+
+@pytest.mark.parametrize(
+    ("p", "q", "expected"),
+    [
+        (0.90, 0.10, "high"),
+        (0.80, 0.20, "high"),
+        (0.79, 0.21, "medium"),
+        (0.75, 0.25, "medium"),
+        (0.74, 0.26, "low"),
+        (0.60, 0.40, "low"),
+        (0.59, 0.41, "none"),
+        (0.10, 0.90, "none"),
+        # p high but too close to q: the ratio and margin rules bite.
+        (0.80, 0.70, "medium"),
+        (0.80, 0.76, "low"),
+        (0.80, 0.79, "none"),
+    ],
+)
+def test_the_tier_cascade_follows_the_original_thresholds(p, q, expected):
+    assert tier(p, q) == expected
+
+
+def _head(stem: str, labels: list[str], mood: bool = True) -> Head:
+    return Head(stem=stem, labels=labels, backbone="msd-musicnn-1", graph=Path("x.pb"), is_mood=mood)
+
+
+def test_mood_sets_nest_and_contradictions_cancel():
+    analysis = describe(
+        [
+            (_head("mood_happy-msd-musicnn-1", ["happy", "non_happy"]), np.array([0.9, 0.1])),
+            (_head("mood_sad-msd-musicnn-1", ["non_sad", "sad"]), np.array([0.3, 0.7])),
+            (_head("mood_relaxed-msd-musicnn-1", ["non_relaxed", "relaxed"]), np.array([0.22, 0.78])),
+            (_head("danceability-msd-musicnn-1", ["danceable", "not_danceable"]), np.array([0.05, 0.95])),
+            (_head("gender-msd-musicnn-1", ["female", "male"], mood=False), np.array([0.95, 0.05])),
+        ],
+        "nom",
+        "nomarr1-test",
+    )
+    tags = analysis.tags
+    # happy is high, sad only low: they meet (and cancel) in the loose set alone.
+    assert tags["nom_mood_strict"] == ["happy"]
+    assert tags["nom_mood_regular"] == ["happy", "relaxed"]
+    assert tags["nom_mood_loose"] == ["relaxed"]
+    # A negation (not_danceable, high) never becomes a mood word; gender is no mood.
+    assert all("danceable" not in tags[k] and "female" not in tags[k] for k in tags if "mood_" in k[:9])
+    assert analysis.moods == ["happy", "relaxed"]
+    assert tags["nom_danceability_msd_musicnn_1__not_danceable__tier"] == ["high"]
+    assert tags["nom_mood_happy_msd_musicnn_1__happy"] == ["0.900"]
+    assert tags["nom_version"] == ["nomarr1-test"]
+
+
+def test_keys_are_distinct_lowercase_and_name_their_model():
+    catalog = get_catalog()
+    keys = []
+    for head in catalog.heads:
+        keys += label_keys("nom", head.stem, head.labels)
+    assert len(keys) == len(set(keys)) == 100 + 18
+    assert all(k == k.lower() and k.replace("_", "").isalnum() for k in keys)
+    assert "nom_msd_musicnn_1__happy" in keys
+    assert "nom_mood_happy_msd_musicnn_1__happy" in keys
+    assert "nom_msd_musicnn_1__hip_hop" in keys
+    assert label_keys("nom", "m", ["Hip-Hop", "hip hop"]) == ["nom_m__hip_hop", "nom_m__hip_hop_1"]
+
+
+def test_decoding_the_mel_frontend_and_patches_match_essentias_reference():
+    reference = np.load(REFERENCE)["melspectrogram"]
+    patches = cut_patches(musicnn_mel(decode(JORAM, 16000)), 187)
+    # ffmpeg's resampler is not Essentia's, so equal to within a hair, not bit for bit.
+    assert patches[: len(reference)].shape == reference.shape
+    assert np.abs(patches[: len(reference)] - reference).max() < 0.01
+
+
+def test_the_last_patch_reaches_the_end_of_the_track():
+    mel = np.arange(500 * 96, dtype=np.float32).reshape(500, 96)
+    patches = cut_patches(mel, 187)
+    assert len(patches) == 3
+    assert np.array_equal(patches[-1][-1], mel[-1])
+
+
+def test_it_hears_an_instrumental_guitar_piece_as_instrumental_and_calm():
+    analysis = analyse(GUITAR)
+    scores = {(s.model, s.label): s for s in analysis.scores}
+    assert len(scores) == 118
+    assert all(0.0 <= s.score <= 1.0 for s in analysis.scores)
+    assert scores[("voice_instrumental-msd-musicnn-1", "instrumental")].score > 0.8
+    assert scores[("mood_aggressive-msd-musicnn-1", "aggressive")].score < 0.1
+    assert scores[("danceability-msd-musicnn-1", "danceable")].score < 0.2
+    assert "instrumental" in analysis.moods and "aggressive" not in analysis.moods
+    msd = {s.label: s.score for s in analysis.scores if s.model == "msd-musicnn-1"}
+    assert msd["acoustic"] > msd["metal"] and msd["guitar"] > msd["House"]
+    assert 29 < analysis.duration < 31
+
+
+def test_it_hears_the_electronic_clip_as_more_danceable_than_the_guitar_piece():
+    electronic = {(s.model, s.label): s.score for s in analyse(JORAM).scores}
+    guitar = {(s.model, s.label): s.score for s in analyse(GUITAR).scores}
+    key = ("danceability-msd-musicnn-1", "danceable")
+    assert electronic[key] > guitar[key] + 0.3
+    assert electronic[("msd-musicnn-1", "electronic")] > guitar[("msd-musicnn-1", "electronic")]
+
+
+def test_a_track_shorter_than_the_minimum_is_skipped(tmp_path):
+    short = tmp_path / "short.flac"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(JORAM), "-t", "5", str(short)], check=True
+    )
+    with pytest.raises(TooShort, match=r"5\.0 s, shorter than the 7 s minimum"):
+        analyse(short)
