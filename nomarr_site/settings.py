@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
     "django_q",
     "tagging",
     "library",
@@ -211,3 +213,53 @@ if NOMARR_REDIS_URL:
 else:
     # Without this django-q2 silently falls back to a Redis on localhost.
     Q_CLUSTER["orm"] = "default"
+
+# django-q2 reports worker liveness through a cache; it must be shared by every
+# process (web server and workers), so not the per-process memory cache.
+if NOMARR_REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": NOMARR_REDIS_URL}
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [NOMARR_REDIS_URL]},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(env_path("NOMARR_CACHE_DIR", BASE_DIR / ".cache")),
+        }
+    }
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- API ----------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.auth.APIKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "nomarr_site.api.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Nomarr API",
+    "DESCRIPTION": "Queue audio files for tagging, follow jobs, and receive Lidarr's webhook.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+# Seconds POST /api/v1/tag waits for its jobs when the request does not say (0: don't wait).
+NOMARR_TAG_WAIT = env_float("NOMARR_TAG_WAIT", 0.0)
+# The most a request may ask to wait.
+NOMARR_TAG_MAX_WAIT = env_float("NOMARR_TAG_MAX_WAIT", 300.0)
+# Lidarr's paths to Nomarr's: "lidarr_prefix=nomarr_prefix" pairs, separated by ','.
+NOMARR_PATH_MAP = [
+    tuple(pair.split("=", 1)) for pair in env_list("NOMARR_PATH_MAP", []) if "=" in pair
+]

@@ -26,6 +26,7 @@ How keys are stored per container:
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import shutil
 import stat
@@ -43,7 +44,14 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
-__all__ = ["InvalidTagsError", "TagWriteError", "read_moods", "read_tags", "write_tags"]
+__all__ = [
+    "InvalidTagsError",
+    "TagWriteError",
+    "read_moods",
+    "read_tags",
+    "remove_stale_temps",
+    "write_tags",
+]
 
 #: Temp files are named like this so that library scanners can skip them and
 #: so that leftovers (e.g. after a power cut) are recognisable as ours.
@@ -407,11 +415,28 @@ def _mp4_text(value: object) -> str:
 # --------------------------------------------------------------------------
 
 
+def _temp_prefix(target: Path) -> str:
+    """Temp files carry their target's name, so a dead writer's leftover can be
+    found and removed without touching another writer's temp in the same folder."""
+    return f"{TEMP_PREFIX}{target.name[:100]}."
+
+
+def remove_stale_temps(path: Path) -> int:
+    """Delete temp files a killed writer left beside path; returns how many.
+
+    Only call this when no writer for path can still be running (its job was reset)."""
+    removed = 0
+    for temp in path.parent.glob(glob.escape(_temp_prefix(path)) + "*" + TEMP_SUFFIX):
+        _remove_quietly(temp)
+        removed += 1
+    return removed
+
+
 def _make_temp_copy(source: Path, directory: Path) -> Path:
     """Copy the file to ``.nomarr-*.tmp`` in the same directory (same file
     system, so ``os.replace`` is atomic)."""
     try:
-        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
+        fd, name = tempfile.mkstemp(prefix=_temp_prefix(source), suffix=TEMP_SUFFIX, dir=directory)
     except PermissionError as exc:
         raise TagWriteError(
             f"directory is not writable: {directory} (cannot create a temporary file "
