@@ -191,13 +191,19 @@ def cleanup(hours: float) -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs here; a killed one not yet reaped (a
+    zombie) counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
 
 
 def reset_stuck() -> int:
@@ -216,34 +222,42 @@ def reset_stuck() -> int:
         dead = name == host and pid.isdigit() and not _pid_alive(int(pid))
         if dead or (job.started_at and job.started_at < cutoff):
             stuck.append(job)
-    reset = []
     for job in stuck:
-        if Job.objects.filter(pk=job.pk, status=Status.RUNNING, worker=job.worker).update(
-            status=Status.PENDING, worker="", progress=None, started_at=None
-        ):
-            writers.remove_stale_temps(Path(job.path))
-            reset.append(job.pk)
-    if reset:
-        log.warning("reset %d stuck jobs: %s", len(reset), reset)
-        transaction.on_commit(lambda: dispatch(reset))
+        writers.remove_stale_temps(Path(job.path))
+    count = requeue([job.pk for job in stuck], Status.RUNNING)
+    if count:
+        log.warning("reset %d stuck jobs", count)
+    return count
+
+
+def requeue(job_ids: list[int], from_status: str) -> int:
+    """Put jobs that are in from_status back to pending and send them to the workers.
+
+    A job whose path was queued again meanwhile is left as it is: that job will do."""
+    reset = []
+    for job_id in job_ids:
+        try:
+            with transaction.atomic():
+                if Job.objects.filter(pk=job_id, status=from_status).update(
+                    status=Status.PENDING,
+                    error="",
+                    worker="",
+                    started_at=None,
+                    finished_at=None,
+                    result=None,
+                    progress=None,
+                ):
+                    reset.append(job_id)
+        except IntegrityError:
+            continue
+    transaction.on_commit(lambda: dispatch(reset))
     return len(reset)
 
 
 def reset_errors() -> int:
     """Queue failed jobs again."""
     ids = list(Job.objects.filter(status=Status.ERROR).values_list("pk", flat=True))
-    reset = []
-    for job_id in ids:
-        try:
-            with transaction.atomic():
-                if Job.objects.filter(pk=job_id, status=Status.ERROR).update(
-                    status=Status.PENDING, error="", finished_at=None, result=None
-                ):
-                    reset.append(job_id)
-        except IntegrityError:
-            continue  # the path was queued again meanwhile; that job will do
-    transaction.on_commit(lambda: dispatch(reset))
-    return len(reset)
+    return requeue(ids, Status.ERROR)
 
 
 def counts() -> dict[str, int]:

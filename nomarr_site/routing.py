@@ -1,0 +1,3 @@
+"""Websocket routes (the web UI's live updates)."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,15 @@
+"""Delete old finished jobs."""
+
+from django.core.management.base import BaseCommand
+
+from tagging import jobs
+
+
+class Command(BaseCommand):
+    help = "Delete done and failed jobs that finished more than --hours ago."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--hours", type=float, default=24 * 7)
+
+    def handle(self, *args, **options):
+        self.stdout.write(f"deleted {jobs.cleanup(options['hours'])} finished jobs")
