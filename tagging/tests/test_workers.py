@@ -122,6 +122,10 @@ def test_a_real_worker_tags_a_queued_file(cluster, make_audio, library, audio_st
     song = Path(song.rename(library / song.name))
     before = audio_stream_hash(song)
     cluster()
+    from django_q.brokers import get_broker
+
+    expected = "Redis" if settings.NOMARR_REDIS_URL else "ORM"
+    assert type(get_broker()).__name__ == expected
     job, created = jobs.queue_file(song)
     assert created
     job = wait_until(lambda: finished(job), 120, "the job to finish")
