@@ -145,12 +145,21 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env_path("NOMARR_STATIC_ROOT", BASE_DIR / "staticfiles")
 
-# Production hardening, on unless NOMARR_DEBUG is set.
-SESSION_COOKIE_SECURE = env_bool("NOMARR_SECURE_COOKIES", not DEBUG)
-CSRF_COOKIE_SECURE = env_bool("NOMARR_SECURE_COOKIES", not DEBUG)
-SECURE_SSL_REDIRECT = env_bool("NOMARR_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = env_int("NOMARR_HSTS_SECONDS", 0)
+# Served over HTTPS (directly or behind a TLS proxy)? Then cookies are secure-only,
+# plain HTTP redirects and HSTS is on: `manage.py check --deploy` is clean. Off by
+# default because most home servers are reached over plain HTTP on the LAN, where
+# secure-only cookies would make logging in impossible.
+NOMARR_HTTPS = env_bool("NOMARR_HTTPS", False)
+SESSION_COOKIE_SECURE = NOMARR_HTTPS
+CSRF_COOKIE_SECURE = NOMARR_HTTPS
+SECURE_SSL_REDIRECT = NOMARR_HTTPS and env_bool("NOMARR_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("NOMARR_HSTS_SECONDS", 31536000 if NOMARR_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("NOMARR_HSTS_SUBDOMAINS", NOMARR_HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("NOMARR_HSTS_PRELOAD", NOMARR_HTTPS)
+if env_bool("NOMARR_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {
@@ -186,7 +195,9 @@ NOMARR_PATCH_HOP = env_int("NOMARR_PATCH_HOP", 187)
 # Patches fed to a backbone in one call.
 NOMARR_BATCH_SIZE = env_int("NOMARR_BATCH_SIZE", 64)
 # Library roots, separated by ':'.
-NOMARR_LIBRARY_ROOTS = [Path(p).expanduser().resolve() for p in env_list("NOMARR_LIBRARY_ROOTS", [], sep=":")]
+NOMARR_LIBRARY_ROOTS = [
+    Path(p).expanduser().resolve() for p in env_list("NOMARR_LIBRARY_ROOTS", [], sep=":")
+]
 
 # --- Jobs (django-q2) ---------------------------------------------------------
 
@@ -218,7 +229,10 @@ else:
 # process (web server and workers), so not the per-process memory cache.
 if NOMARR_REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": NOMARR_REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": NOMARR_REDIS_URL,
+        }
     }
     CHANNEL_LAYERS = {
         "default": {

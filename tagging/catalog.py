@@ -109,7 +109,9 @@ class Backbone:
         results: dict[str, list[np.ndarray]] = {name: [] for name in self.outputs()}
         for start in range(0, len(patches), batch_size):
             pool = runtime.essentia().Pool()
-            pool.set(self.input_name, np.ascontiguousarray(patches[start : start + batch_size, None]))
+            pool.set(
+                self.input_name, np.ascontiguousarray(patches[start : start + batch_size, None])
+            )
             out = predict(pool)
             for name in results:
                 value = np.asarray(out[name])
@@ -208,7 +210,9 @@ def discover(model_dirs: list[Path], mood_prefixes: list[str]) -> Catalog:
             if algorithm in BACKBONE_ALGORITHMS:
                 embeddings = _output(sidecar, "embeddings")
                 if not embeddings:
-                    raise ModelError("backbone sidecar has no output with output_purpose 'embeddings'")
+                    raise ModelError(
+                        "backbone sidecar has no output with output_purpose 'embeddings'"
+                    )
                 backbone = Backbone(
                     stem=pb.stem,
                     graph=pb,
@@ -243,7 +247,9 @@ def discover(model_dirs: list[Path], mood_prefixes: list[str]) -> Catalog:
             continue
         output = _output(sidecar, "predictions")
         if not output:
-            skipped.append((str(pb), "head sidecar has no output with output_purpose 'predictions'"))
+            skipped.append(
+                (str(pb), "head sidecar has no output with output_purpose 'predictions'")
+            )
             continue
         backbones[parent].heads.append(
             Head(
@@ -267,7 +273,9 @@ def discover(model_dirs: list[Path], mood_prefixes: list[str]) -> Catalog:
                 digest.update(_file_digest(head.graph))
         digest.update(backbone.stem.encode())
         digest.update(_file_digest(backbone.graph))
-    return Catalog(backbones=ordered, skipped=skipped, fingerprint=f"nomarr1-{digest.hexdigest()[:12]}")
+    return Catalog(
+        backbones=ordered, skipped=skipped, fingerprint=f"nomarr1-{digest.hexdigest()[:12]}"
+    )
 
 
 def _file_digest(path: Path) -> bytes:

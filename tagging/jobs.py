@@ -123,7 +123,7 @@ def run(job_id: int) -> str:
         }
         status = Status.ERROR if result.status == "error" else Status.DONE
         error = result.error if status == Status.ERROR else ""
-    except Exception as exc:  # noqa: BLE001 - a job records any failure instead of dying
+    except Exception as exc:
         log.exception("job %s failed", job_id)
         outcome, status, error = None, Status.ERROR, f"internal error: {exc}"
     Job.objects.filter(pk=job_id, status=Status.RUNNING, worker=worker_id()).update(

@@ -219,7 +219,9 @@ def _run_heads(backbone: Backbone, outputs: dict[str, np.ndarray]) -> list[tuple
     return results
 
 
-def describe(head_scores: list[tuple[Head, np.ndarray]], namespace: str, fingerprint: str) -> Analysis:
+def describe(
+    head_scores: list[tuple[Head, np.ndarray]], namespace: str, fingerprint: str
+) -> Analysis:
     """Scores, tiers, mood sets and the tag dict for averaged head outputs."""
     scores: list[LabelScore] = []
     tags: dict[str, list[str]] = {}
@@ -250,7 +252,9 @@ def describe(head_scores: list[tuple[Head, np.ndarray]], namespace: str, fingerp
     return Analysis(duration=0.0, scores=scores, tags=tags, moods=sets["regular"])
 
 
-def analyse(path: Path, catalog: Catalog | None = None, progress: Progress | None = None) -> Analysis:
+def analyse(
+    path: Path, catalog: Catalog | None = None, progress: Progress | None = None
+) -> Analysis:
     """Everything Nomarr would write to path, computed with the current settings."""
     catalog = catalog or get_catalog()
     if not catalog.backbones:

@@ -10,7 +10,9 @@ from django.core.management import call_command
 
 from tagging import convert, runtime
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared/fixtures/reference/msd-musicnn-1_joram.npz"
+REFERENCE = (
+    Path(__file__).resolve().parents[2].parent / "shared/fixtures/reference/msd-musicnn-1_joram.npz"
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +32,16 @@ def installed(tmp_path_factory):
 
 def test_it_writes_both_backbones_with_their_sidecars(installed):
     names = sorted(p.name for p in installed.iterdir())
-    assert names == ["msd-musicnn-1.json", "msd-musicnn-1.pb", "mtt-musicnn-1.json", "mtt-musicnn-1.pb"]
-    for stem, labels in (("msd-musicnn-1", convert.MSD_LABELS), ("mtt-musicnn-1", convert.MTT_LABELS)):
+    assert names == [
+        "msd-musicnn-1.json",
+        "msd-musicnn-1.pb",
+        "mtt-musicnn-1.json",
+        "mtt-musicnn-1.pb",
+    ]
+    for stem, labels in (
+        ("msd-musicnn-1", convert.MSD_LABELS),
+        ("mtt-musicnn-1", convert.MTT_LABELS),
+    ):
         sidecar = json.loads((installed / f"{stem}.json").read_text())
         assert sidecar["classes"] == labels and len(labels) == 50
         assert sidecar["schema"]["inputs"] == [
@@ -41,7 +51,10 @@ def test_it_writes_both_backbones_with_their_sidecars(installed):
         assert outputs["predictions"]["name"] == "model/Sigmoid"
         assert outputs["embeddings"]["name"] == "model/dense/BiasAdd"
         assert outputs["embeddings"]["shape"][-1] == 200
-        assert sidecar["inference"] == {"sample_rate": 16000, "algorithm": "TensorflowPredictMusiCNN"}
+        assert sidecar["inference"] == {
+            "sample_rate": 16000,
+            "algorithm": "TensorflowPredictMusiCNN",
+        }
     assert convert.MSD_LABELS[:3] == ["rock", "pop", "alternative"]
     assert convert.MTT_LABELS[:3] == ["guitar", "classical", "slow"]
 

@@ -16,7 +16,9 @@ BACKBONES = settings.NOMARR_MODELS_DIR
 MOOD = settings.NOMARR_MOOD_HEADS
 
 
-def link_model(src: Path, folder: Path, stem: str | None = None, sidecar: dict | None = None) -> Path:
+def link_model(
+    src: Path, folder: Path, stem: str | None = None, sidecar: dict | None = None
+) -> Path:
     """Place a model in folder (symlinked .pb, as a user's drop-in would be)."""
     stem = stem or src.stem
     pb = folder / f"{stem}.pb"
@@ -40,7 +42,9 @@ def test_it_finds_both_backbones_and_the_nine_heads():
 
 def test_labels_come_from_the_sidecar_in_output_order_not_the_file_name(tmp_path):
     sad = json.loads((HEADS / "mood_sad-msd-musicnn-1.json").read_text())
-    link_model(HEADS / "mood_sad-msd-musicnn-1.pb", tmp_path, stem="mood_happy-msd-musicnn-1", sidecar=sad)
+    link_model(
+        HEADS / "mood_sad-msd-musicnn-1.pb", tmp_path, stem="mood_happy-msd-musicnn-1", sidecar=sad
+    )
     catalog = discover([BACKBONES, tmp_path], MOOD)
     head = next(h for h in catalog.heads if h.stem == "mood_happy-msd-musicnn-1")
     assert head.labels == ["non_sad", "sad"]
@@ -51,7 +55,11 @@ def test_labels_come_from_the_sidecar_in_output_order_not_the_file_name(tmp_path
 
 def test_negations_are_never_mood_words():
     assert is_negation("non_happy") and is_negation("not_danceable") and is_negation("non_party")
-    assert not is_negation("happy") and not is_negation("danceable") and not is_negation("instrumental")
+    assert (
+        not is_negation("happy")
+        and not is_negation("danceable")
+        and not is_negation("instrumental")
+    )
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,9 @@ def test_the_tier_cascade_follows_the_original_thresholds(p, q, expected):
 
 
 def _head(stem: str, labels: list[str], mood: bool = True) -> Head:
-    return Head(stem=stem, labels=labels, backbone="msd-musicnn-1", graph=Path("x.pb"), is_mood=mood)
+    return Head(
+        stem=stem, labels=labels, backbone="msd-musicnn-1", graph=Path("x.pb"), is_mood=mood
+    )
 
 
 def test_mood_sets_nest_and_contradictions_cancel():
@@ -55,8 +57,14 @@ def test_mood_sets_nest_and_contradictions_cancel():
         [
             (_head("mood_happy-msd-musicnn-1", ["happy", "non_happy"]), np.array([0.9, 0.1])),
             (_head("mood_sad-msd-musicnn-1", ["non_sad", "sad"]), np.array([0.3, 0.7])),
-            (_head("mood_relaxed-msd-musicnn-1", ["non_relaxed", "relaxed"]), np.array([0.22, 0.78])),
-            (_head("danceability-msd-musicnn-1", ["danceable", "not_danceable"]), np.array([0.05, 0.95])),
+            (
+                _head("mood_relaxed-msd-musicnn-1", ["non_relaxed", "relaxed"]),
+                np.array([0.22, 0.78]),
+            ),
+            (
+                _head("danceability-msd-musicnn-1", ["danceable", "not_danceable"]),
+                np.array([0.05, 0.95]),
+            ),
             (_head("gender-msd-musicnn-1", ["female", "male"], mood=False), np.array([0.95, 0.05])),
         ],
         "nom",
@@ -68,7 +76,9 @@ def test_mood_sets_nest_and_contradictions_cancel():
     assert tags["nom_mood_regular"] == ["happy", "relaxed"]
     assert tags["nom_mood_loose"] == ["relaxed"]
     # A negation (not_danceable, high) never becomes a mood word; gender is no mood.
-    assert all("danceable" not in tags[k] and "female" not in tags[k] for k in tags if "mood_" in k[:9])
+    assert all(
+        "danceable" not in tags[k] and "female" not in tags[k] for k in tags if "mood_" in k[:9]
+    )
     assert analysis.moods == ["happy", "relaxed"]
     assert tags["nom_danceability_msd_musicnn_1__not_danceable__tier"] == ["high"]
     assert tags["nom_mood_happy_msd_musicnn_1__happy"] == ["0.900"]
@@ -127,8 +137,6 @@ def test_it_hears_the_electronic_clip_as_more_danceable_than_the_guitar_piece():
 
 def test_a_track_shorter_than_the_minimum_is_skipped(tmp_path):
     short = tmp_path / "short.flac"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(JORAM), "-t", "5", str(short)], check=True
-    )
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(JORAM), "-t", "5", str(short)], check=True)
     with pytest.raises(TooShort, match=r"5\.0 s, shorter than the 7 s minimum"):
         analyse(short)

@@ -16,7 +16,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("NOMARR_PORT", "8356")))
         parser.add_argument("--host", default=os.environ.get("NOMARR_HOST", "127.0.0.1"))
-        parser.add_argument("--no-workers", action="store_true", help="serve only; run workers elsewhere")
+        parser.add_argument(
+            "--no-workers", action="store_true", help="serve only; run workers elsewhere"
+        )
 
     def handle(self, *args, **options):
         commands = {
@@ -38,7 +40,9 @@ class Command(BaseCommand):
         children = {
             name: subprocess.Popen(argv, cwd=settings.BASE_DIR) for name, argv in commands.items()
         }
-        self.stdout.write(f"Nomarr on http://{options['host']}:{options['port']}/ ({', '.join(children)})")
+        self.stdout.write(
+            f"Nomarr on http://{options['host']}:{options['port']}/ ({', '.join(children)})"
+        )
         code = 0
         while not stopping:
             for name, child in children.items():

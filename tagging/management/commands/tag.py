@@ -20,7 +20,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", type=Path)
         parser.add_argument("--force", action="store_true", help="re-tag files already tagged")
-        parser.add_argument("--dry-run", action="store_true", help="compute and show, write nothing")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="compute and show, write nothing"
+        )
         parser.add_argument("--json", action="store_true", help="print one JSON object per file")
 
     def handle(self, *args, **options):
