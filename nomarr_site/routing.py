@@ -1,3 +1,10 @@
 """Websocket routes (the web UI's live updates)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from tagging.consumers import JobsConsumer
+
+websocket_urlpatterns = [
+    path("ws/dashboard/", JobsConsumer.as_asgi()),
+    path("ws/jobs/<int:job_id>/", JobsConsumer.as_asgi()),
+]

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "django_q",
+    "django_htmx",
     "tagging",
     "library",
     "playlists",
@@ -84,12 +85,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "nomarr_site.urls"
@@ -144,6 +147,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env_path("NOMARR_STATIC_ROOT", BASE_DIR / "staticfiles")
+# Served by WhiteNoise from the app itself: no web server or CDN needed in front.
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
 
 # Served over HTTPS (directly or behind a TLS proxy)? Then cookies are secure-only,
 # plain HTTP redirects and HSTS is on: `manage.py check --deploy` is clean. Off by
@@ -237,7 +246,9 @@ if NOMARR_REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [NOMARR_REDIS_URL]},
+            # redis-py 8 times reads out after 5 s by default, exactly channels-redis's
+            # blocking-pop wait: without a longer timeout every idle socket errors out.
+            "CONFIG": {"hosts": [{"address": NOMARR_REDIS_URL, "socket_timeout": 30}]},
         }
     }
 else:
@@ -277,3 +288,13 @@ NOMARR_TAG_MAX_WAIT = env_float("NOMARR_TAG_MAX_WAIT", 300.0)
 NOMARR_PATH_MAP = [
     tuple(pair.split("=", 1)) for pair in env_list("NOMARR_PATH_MAP", []) if "=" in pair
 ]
+
+# --- Playlists and Navidrome ---------------------------------------------------
+
+# Folder for .nsp/.m3u8 playlists; must lie inside a library root (Navidrome imports
+# playlists only from its music folder, on its next scan).
+NOMARR_PLAYLIST_DIR = env_str("NOMARR_PLAYLIST_DIR", "")
+# Navidrome's Subsonic API, for pushing static playlists.
+NOMARR_NAVIDROME_URL = env_str("NOMARR_NAVIDROME_URL", "")
+NOMARR_NAVIDROME_USER = env_str("NOMARR_NAVIDROME_USER", "")
+NOMARR_NAVIDROME_PASSWORD = env_str("NOMARR_NAVIDROME_PASSWORD", "")

@@ -7,6 +7,8 @@ so SQLite's test database is a file, not the in-memory default.
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 from nomarr_site.settings import *  # noqa: F403
 from nomarr_site.settings import BASE_DIR, DATABASES, NOMARR_MODELS_DIRS, Q_CLUSTER
@@ -18,8 +20,19 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get("NOMARR_TEST_DB", str(BASE_DIR / ".test-db.sqlite3"))
+        # One per test run, so two runs at once never share (and corrupt) a database.
+        "NAME": os.environ.get(
+            "NOMARR_TEST_DB", str(Path(tempfile.gettempdir()) / f"nomarr-test-{os.getpid()}.sqlite3")
+        )
     }
 
 # Q_CLUSTER is read once at import: the test values live here, not in fixtures.
-Q_CLUSTER = {**Q_CLUSTER, "workers": 1, "poll": 0.1, "guard_cycle": 0.2, "sync": False}
+# A queue name per test run: two runs sharing one Redis must not take each other's tasks.
+Q_CLUSTER = {
+    **Q_CLUSTER,
+    "name": os.environ.get("NOMARR_Q_NAME", f"nomarr-test-{os.getpid()}"),
+    "workers": 1,
+    "poll": 0.1,
+    "guard_cycle": 0.2,
+    "sync": False,
+}

@@ -95,7 +95,7 @@ def claim(job_id: int) -> bool:
 
 def run(job_id: int) -> str:
     """Claim and run one job; the job's row says how it went. Safe to call twice."""
-    from tagging import pipeline
+    from tagging import live, pipeline
     from tagging.catalog import refresh_catalog
 
     state = WorkerState.get()
@@ -107,11 +107,13 @@ def run(job_id: int) -> str:
         refresh_catalog()
         _loaded_generation["value"] = state.models_generation
     job = Job.objects.get(pk=job_id)
+    live.announce(job_id)
 
     def progress(model: str, done: int, total: int) -> None:
         Job.objects.filter(pk=job_id, status=Status.RUNNING).update(
             progress={"model": model, "done": done, "total": total}
         )
+        live.announce(job_id)
 
     try:
         result = pipeline.tag_file(Path(job.path), force=job.force, progress=progress)
@@ -126,9 +128,14 @@ def run(job_id: int) -> str:
     except Exception as exc:
         log.exception("job %s failed", job_id)
         outcome, status, error = None, Status.ERROR, f"internal error: {exc}"
+    if outcome and outcome["status"] == "tagged":
+        from library.scanning import refresh_quietly
+
+        refresh_quietly(job.path)  # the library's rows now; never raises (logs instead)
     Job.objects.filter(pk=job_id, status=Status.RUNNING, worker=worker_id()).update(
         status=status, finished_at=timezone.now(), result=outcome, error=error
     )
+    live.announce(job_id)
     return status
 
 

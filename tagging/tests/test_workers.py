@@ -54,6 +54,7 @@ class Cluster:
             "DJANGO_SETTINGS_MODULE": "nomarr_site.test_settings",
             "DATABASE_URL": database_url(),
             "NOMARR_LIBRARY_ROOTS": str(self.library),
+            "NOMARR_Q_NAME": settings.Q_CLUSTER["name"],
             "PYTHONUNBUFFERED": "1",
         }
         self.log = self.log_path.open("ab")
@@ -190,3 +191,38 @@ def test_a_killed_cluster_leaves_no_job_running_after_restart(cluster, long_trac
     cluster()  # ...until a worker starts again
     job = wait_until(lambda: finished(job), 180, "the job to be recovered")
     assert job.status == "done" and job.attempts == 2
+
+
+def test_progress_from_a_worker_process_reaches_a_websocket(cluster, long_track, admin_user):
+    """Embedded: the consumer watches the database. Scale-out: the worker's messages
+    come through channels-redis (the consumer does not poll then)."""
+    from asgiref.sync import async_to_sync
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+
+    from nomarr_site.asgi import application
+    from tagging import live
+
+    assert live.crosses_processes() == bool(settings.NOMARR_REDIS_URL)
+    client = Client()
+    client.force_login(admin_user)
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+    cluster()
+    job, _ = jobs.queue_file(long_track)
+
+    async def watch() -> list[str]:
+        communicator = WebsocketCommunicator(application, f"/ws/jobs/{job.pk}/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        seen = []
+        while not seen or "status-done" not in seen[-1]:
+            seen.append(await communicator.receive_from(timeout=120))
+        await communicator.disconnect()
+        return seen
+
+    seen = async_to_sync(watch)()
+    assert any("of 13 models" in message for message in seen), seen[:3]
+    assert "nom_mood_happy_msd_musicnn_1__happy" in seen[-1] or "mood_happy-msd-musicnn-1" in seen[-1]

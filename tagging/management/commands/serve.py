@@ -21,6 +21,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        from accounts.bootstrap import ensure_admin
+
+        password = ensure_admin()
+        if password:
+            # Shown once: only the hash is stored. Change it with `manage.py changepassword admin`.
+            self.stdout.write(f"Created the first user: admin / {password}")
         commands = {
             "web": [
                 sys.executable, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]),

@@ -1,0 +1,154 @@
+"""The fields a playlist rule can name, and what kind of value each holds.
+
+Two sources:
+
+* a few of Navidrome's own fields that the library database also knows (title,
+  album, artist, genre, mood, year, duration);
+* every Nomarr key present in the library (TagValue rows under the namespace). Only
+  these become Navidrome custom tags (see `navidrome.config_toml`), so only these
+  are valid fields: a key that no file carries is unknown to Navidrome too.
+
+Kinds follow the key scheme in the README:
+
+* `nom_<model>__<label>` is a score (a float): compared as a number;
+* `nom_<model>__<label>__tier`, `nom_mood_strict|regular|loose`, `nom_version` are
+  strings; the mood sets hold several values each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.conf import settings
+from django.db import connection
+
+from library.models import TagValue
+
+
+class Kind(StrEnum):
+    SCORE = "score"  # Nomarr score: a tag whose values are numbers
+    TAG = "tag"  # a (multi-valued) string tag: matches if any value matches
+    TEXT = "text"  # a LibraryFile text column
+    NUMBER = "number"  # a LibraryFile number column
+
+    @property
+    def numeric(self) -> bool:
+        return self in (Kind.SCORE, Kind.NUMBER)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: Kind
+    # Where the library database keeps it: a TagValue key or a LibraryFile column.
+    tag_key: str = ""
+    column: str = ""
+    multi: bool = False
+    description: str = ""
+
+    @property
+    def is_nomarr(self) -> bool:
+        return bool(self.tag_key) and self.tag_key.startswith(namespace_prefix())
+
+
+#: Navidrome fields the preview can evaluate from the library database. artist,
+#: albumartist, genre and mood are multi-valued in Navidrome (roles and tags), so
+#: they are matched against the file's TagValue rows, any value matching.
+BUILTIN_FIELDS: dict[str, Field] = {
+    f.name: f
+    for f in (
+        Field("title", Kind.TEXT, column="title", description="track title"),
+        Field("album", Kind.TEXT, column="album", description="album name"),
+        Field("artist", Kind.TAG, tag_key="artist", multi=True, description="track artist"),
+        Field(
+            "albumartist", Kind.TAG, tag_key="albumartist", multi=True, description="album artist"
+        ),
+        Field("genre", Kind.TAG, tag_key="genre", multi=True, description="genre"),
+        Field("mood", Kind.TAG, tag_key="mood", multi=True, description="the standard MOOD tag"),
+        Field("year", Kind.NUMBER, column="year", description="year of release"),
+        Field("duration", Kind.NUMBER, column="duration", description="duration in seconds"),
+    )
+}
+
+MOOD_SETS = ("strict", "regular", "loose")
+TIERS = ("high", "medium", "low", "none")
+
+
+def namespace_prefix() -> str:
+    return f"{settings.NOMARR_NAMESPACE.lower()}_"
+
+
+def nomarr_kind(key: str) -> tuple[Kind, bool, str]:
+    """(kind, multi-valued, description) of a Nomarr key, from the key scheme."""
+    prefix = namespace_prefix()
+    rest = key[len(prefix) :]
+    if key.endswith("__tier"):
+        return Kind.TAG, False, "tier: high, medium, low or none"
+    if rest in {f"mood_{name}" for name in MOOD_SETS}:
+        return Kind.TAG, True, f"mood words ({rest.removeprefix('mood_')} set)"
+    if "__" in rest:
+        return Kind.SCORE, False, "score from 0 to 1"
+    if rest == "version":
+        return Kind.TAG, False, "model set fingerprint"
+    return Kind.TAG, False, "Nomarr tag"
+
+
+def nomarr_field(key: str) -> Field:
+    kind, multi, description = nomarr_kind(key)
+    return Field(key, kind, tag_key=key, multi=multi, description=description)
+
+
+def library_keys() -> list[str]:
+    """Every distinct Nomarr key in the library, sorted.
+
+    On SQLite (byte-order comparison) a skip scan: one indexed "next key after this
+    one" query per distinct key, so millions of tag rows cost a few hundred index
+    lookups. Elsewhere collations may not sort `_` by its code point, so one DISTINCT
+    query does it.
+    """
+    prefix = namespace_prefix()
+    ours = TagValue.objects.filter(key__startswith=prefix)
+    if connection.vendor != "sqlite":
+        return sorted(set(ours.values_list("key", flat=True).distinct()))
+    # The first string after every string that starts with prefix (byte order).
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    rows = ours.filter(key__gte=prefix, key__lt=upper).order_by("key")
+    keys: list[str] = []
+    while True:
+        query = rows.filter(key__gt=keys[-1]) if keys else rows
+        key = query.values_list("key", flat=True).first()
+        if key is None:
+            return keys
+        keys.append(key)
+
+
+@dataclass
+class FieldCatalog:
+    """The fields valid right now: Navidrome's built-ins plus the library's Nomarr keys."""
+
+    fields: dict[str, Field]
+
+    @classmethod
+    def current(cls) -> FieldCatalog:
+        return cls.from_keys(library_keys())
+
+    @classmethod
+    def from_keys(cls, keys: list[str]) -> FieldCatalog:
+        fields = dict(BUILTIN_FIELDS)
+        for key in keys:
+            fields[key] = nomarr_field(key)
+        return cls(fields)
+
+    def get(self, name: str) -> Field | None:
+        return self.fields.get(name.lower()) if isinstance(name, str) else None
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    @property
+    def nomarr_keys(self) -> list[str]:
+        return sorted(name for name, f in self.fields.items() if f.is_nomarr)
+
+    def names(self) -> list[str]:
+        return sorted(self.fields)

@@ -1,0 +1,208 @@
+"""Playlist files in the library: smart playlists (.nsp) and static ones (.m3u8).
+
+Navidrome imports playlists only from inside its music folder (during its next
+scan), so the folder NOMARR_PLAYLIST_DIR must lie inside a library root; anything
+else is refused.
+
+Nomarr overwrites only files it wrote. A file is Nomarr's when it carries the marker
+(in an .nsp file's "comment", on a comment line of an .m3u8 file) or when it still
+holds exactly the bytes Nomarr recorded writing there (WrittenPlaylist). Any other
+file of the same name is the user's, and writing is refused with an error.
+Files are written to a temporary file beside the target and renamed over it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from library.models import LibraryFile
+from library.roots import library_roots
+from playlists.models import WrittenPlaylist
+
+MARKER = "Written by Nomarr"
+NSP_COMMENT_NOTE = f"{MARKER}; regenerating it overwrites this file."
+M3U_NOTE = f"# {MARKER}; exporting it again overwrites this file."
+TEMP_PREFIX = ".nomarr-"
+MAX_READ = 1024 * 1024
+
+
+class PlaylistFileError(Exception):
+    """The playlist cannot be written; the message says why."""
+
+
+def playlist_dir() -> Path:
+    """The configured playlist folder (created if missing), if it lies in the library."""
+    raw = getattr(settings, "NOMARR_PLAYLIST_DIR", "") or ""
+    raw = str(raw).strip()
+    if not raw:
+        raise PlaylistFileError(
+            "NOMARR_PLAYLIST_DIR is not set: set it to a folder inside your library "
+            "(Navidrome imports playlists only from its music folder)"
+        )
+    path = Path(raw).expanduser()
+    if "\x00" in raw or not path.is_absolute():
+        raise PlaylistFileError(f"NOMARR_PLAYLIST_DIR must be an absolute folder path: {raw}")
+    resolved = path.resolve()
+    roots = library_roots()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        where = ", ".join(str(root) for root in roots) or "none configured"
+        raise PlaylistFileError(
+            f"NOMARR_PLAYLIST_DIR {raw} is outside the library roots ({where}): Navidrome "
+            "imports playlists only from inside its music folder, so Nomarr writes none there"
+        )
+    if resolved.exists() and not resolved.is_dir():
+        raise PlaylistFileError(f"NOMARR_PLAYLIST_DIR {raw} is not a folder")
+    try:
+        resolved.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlaylistFileError(
+            f"cannot create NOMARR_PLAYLIST_DIR {raw}: {exc.strerror or exc}"
+        ) from exc
+    return resolved
+
+
+def file_name(name: str, suffix: str) -> str:
+    """A safe file name for a playlist name: no folders, no hidden files."""
+    stem = re.sub(r"[^\w \-().,&'+]+", "-", name, flags=re.UNICODE).strip(" .-")[:150]
+    if not stem:
+        raise PlaylistFileError(f"the playlist name {name!r} gives no usable file name")
+    return f"{stem}.{suffix}"
+
+
+@dataclass
+class Written:
+    path: Path
+    replaced: bool
+    tracks: int | None = None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _has_marker(kind: str, data: bytes) -> bool:
+    text = data.decode("utf-8", "replace")
+    if kind == WrittenPlaylist.Kind.SMART:
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return False
+        comment = document.get("comment") if isinstance(document, dict) else None
+        return isinstance(comment, str) and MARKER in comment
+    return any(line.strip() == M3U_NOTE for line in text.splitlines()[:5])
+
+
+def check_ours(target: Path, kind: str) -> bool:
+    """True if target exists and is Nomarr's, False if it does not exist;
+    PlaylistFileError if it is someone else's."""
+    if not os.path.lexists(target):
+        return False
+    if target.is_symlink() or not target.is_file():
+        raise PlaylistFileError(f"{target} exists and is not a regular file; not overwriting it")
+    try:
+        with open(target, "rb") as handle:
+            data = handle.read(MAX_READ)
+    except OSError as exc:
+        raise PlaylistFileError(f"cannot read {target}: {exc.strerror or exc}") from exc
+    if _has_marker(kind, data):
+        return True
+    row = WrittenPlaylist.objects.filter(path=str(target)).first()
+    if row is not None and row.sha256 == _sha256(data):
+        return True
+    raise PlaylistFileError(
+        f"{target} already exists and was not written by Nomarr: refusing to overwrite the "
+        "user's own playlist. Choose another name, or move that file away."
+    )
+
+
+def _write(target: Path, data: bytes, kind: str) -> bool:
+    replaced = check_ours(target, kind)
+    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, target)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+    return replaced
+
+
+def _record(target: Path, kind: str, name: str, rules: dict, data: bytes, tracks=None) -> None:
+    WrittenPlaylist.objects.update_or_create(
+        path=str(target),
+        defaults={
+            "kind": kind,
+            "name": name,
+            "rules": rules,
+            "tracks": tracks,
+            "sha256": _sha256(data),
+        },
+    )
+
+
+def _name(rules: dict) -> str:
+    name = (rules.get("name") or "").strip()
+    if not name:
+        raise PlaylistFileError("give the playlist a name")
+    return name
+
+
+def nsp_document(rules: dict) -> dict:
+    """The .nsp JSON for validated rules, with Nomarr's marker in the comment."""
+    comment = (rules.get("comment") or "").strip()
+    if MARKER not in comment:
+        comment = f"{comment} ({NSP_COMMENT_NOTE})" if comment else NSP_COMMENT_NOTE
+    document: dict = {"name": _name(rules), "comment": comment}
+    if "public" in rules:
+        document["public"] = rules["public"]
+    for key in ("all", "any", "sort", "order", "limit"):
+        if key in rules:
+            document[key] = rules[key]
+    return document
+
+
+def write_smart_playlist(rules: dict) -> Written:
+    """Write the rules as <name>.nsp into the playlist folder."""
+    folder = playlist_dir()
+    document = nsp_document(rules)
+    target = folder / file_name(document["name"], "nsp")
+    data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    replaced = _write(target, data, WrittenPlaylist.Kind.SMART)
+    _record(target, WrittenPlaylist.Kind.SMART, document["name"], document, data)
+    return Written(target, replaced)
+
+
+def m3u_text(name: str, files: list[LibraryFile], folder: Path) -> str:
+    """An extended M3U (UTF-8) with paths relative to folder."""
+    lines = ["#EXTM3U", f"#PLAYLIST:{name}", M3U_NOTE]
+    for f in files:
+        seconds = round(f.duration) if f.duration else -1
+        label = " - ".join(part for part in (f.artist, f.title) if part) or Path(f.path).stem
+        label = label.replace("\n", " ").replace("\r", " ")
+        lines.append(f"#EXTINF:{seconds},{label}")
+        lines.append(Path(os.path.relpath(f.path, folder)).as_posix())
+    return "\n".join(lines) + "\n"
+
+
+def export_m3u(rules: dict, files: list[LibraryFile]) -> Written:
+    """Write files as <name>.m3u8 into the playlist folder."""
+    folder = playlist_dir()
+    name = _name(rules)
+    target = folder / file_name(name, "m3u8")
+    data = m3u_text(name, files, folder).encode("utf-8")
+    replaced = _write(target, data, WrittenPlaylist.Kind.M3U)
+    _record(target, WrittenPlaylist.Kind.M3U, name, rules, data, tracks=len(files))
+    return Written(target, replaced, tracks=len(files))

@@ -1,0 +1,121 @@
+"""Validating smart-playlist rules: clear errors for everything Navidrome would reject
+or misread."""
+
+from __future__ import annotations
+
+import pytest
+
+from playlists.fields import FieldCatalog, Kind
+from playlists.rules import RuleError, fields_used, validate
+
+HAPPY = "nom_mood_happy_msd_musicnn_1__happy"
+DANCE = "nom_danceability_msd_musicnn_1__danceable"
+TIER = "nom_danceability_msd_musicnn_1__danceable__tier"
+CATALOG = FieldCatalog.from_keys([HAPPY, DANCE, TIER, "nom_mood_regular", "nom_version"])
+
+
+def errors(data) -> str:
+    with pytest.raises(RuleError) as caught:
+        validate(data, CATALOG)
+    return "\n".join(caught.value.errors)
+
+
+def test_the_library_keys_get_their_kinds_from_the_key_scheme():
+    assert CATALOG.get(HAPPY).kind is Kind.SCORE
+    assert CATALOG.get(TIER).kind is Kind.TAG
+    assert CATALOG.get("nom_mood_regular").multi
+    assert CATALOG.get("nom_version").kind is Kind.TAG
+    assert CATALOG.get("mood").kind is Kind.TAG
+    assert CATALOG.get("year").kind is Kind.NUMBER
+
+
+def test_nested_groups_are_accepted_and_spelled_as_navidrome_writes_them():
+    rules = validate(
+        {
+            "ALL": [
+                {"GT": {HAPPY.upper(): 0.7}},
+                {"any": [{"isnot": {"nom_mood_regular": "sad"}}, {"lt": {DANCE: 0.4}}]},
+            ],
+            "sort": "-" + HAPPY + ", random",
+            "order": "DESC",
+            "limit": 25,
+        },
+        CATALOG,
+    )
+    assert rules == {
+        "all": [
+            {"gt": {HAPPY: 0.7}},
+            {"any": [{"isNot": {"nom_mood_regular": "sad"}}, {"lt": {DANCE: 0.4}}]},
+        ],
+        "sort": f"-{HAPPY},random",
+        "order": "desc",
+        "limit": 25,
+    }
+    assert fields_used(rules) == [HAPPY, "nom_mood_regular", DANCE]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"all": [{"is": {"title": "x"}}], "any": [{"is": {"title": "y"}}]}, {"sort": "title"}],
+)
+def test_the_top_level_needs_exactly_one_of_all_and_any(data):
+    assert "exactly one of 'all' or 'any'" in errors(data)
+
+
+def test_it_refuses_an_unknown_operator():
+    message = errors({"all": [{"matches": {"title": "x"}}]})
+    assert "all[0]: unknown operator 'matches'" in message
+    assert "isNot" in message  # it lists the allowed ones
+
+
+def test_it_refuses_in_the_range_and_says_to_use_gt_and_lt():
+    message = errors({"all": [{"inTheRange": {HAPPY: [0.5, 0.9]}}]})
+    assert "inTheRange" in message and "v0.63" in message and "gt and lt" in message
+
+
+def test_it_refuses_an_unknown_field_and_suggests_the_close_one():
+    message = errors({"any": [{"gt": {"nom_mood_hapy_msd_musicnn_1__happy": 0.5}}]})
+    assert "unknown field 'nom_mood_hapy_msd_musicnn_1__happy'" in message
+    assert f"did you mean {HAPPY}" in message
+
+
+@pytest.mark.parametrize("bound", ["0.7", True, None, [0.5]])
+def test_a_score_bound_must_be_a_json_number(bound):
+    message = errors({"all": [{"gt": {HAPPY: bound}}]})
+    assert f"{HAPPY} is a score: gt needs a JSON number" in message
+
+
+def test_text_operators_need_text_fields_and_gt_needs_numbers():
+    assert "use gt or lt" in errors({"all": [{"contains": {HAPPY: "0.8"}}]})
+    assert "gt compares numbers, but title is text" in errors({"all": [{"gt": {"title": 3}}]})
+
+
+def test_a_tier_is_one_of_the_four_tiers():
+    assert "high, medium, low, none" in errors({"all": [{"is": {TIER: "very high"}}]})
+    assert validate({"all": [{"is": {TIER: "high"}}]}, CATALOG)
+
+
+def test_every_problem_is_reported_with_where_it_is():
+    message = errors(
+        {
+            "all": [{"any": [{"is": {"title": 1}}, {"gt": {"nope": 1}}]}, {}],
+            "sort": "nope2",
+            "order": "up",
+            "limit": 0,
+            "extra": 1,
+        }
+    )
+    for part in (
+        "all[0].any[0]: is on title needs a string",
+        "all[0].any[1]: unknown field 'nope'",
+        "all[1]: each condition is an object with one operator",
+        "sort: unknown field 'nope2'",
+        "'order' must be 'asc' or 'desc'",
+        "'limit' must be a whole number",
+        "unknown key 'extra'",
+    ):
+        assert part in message
+
+
+def test_an_empty_group_is_refused():
+    assert "all[0].any: must be a non-empty list" in errors({"all": [{"any": []}]})
