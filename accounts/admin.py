@@ -19,7 +19,8 @@ class SessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="session")
     def short_key(self, obj: Session) -> str:
-        # Enough to tell sessions apart; the full key would let a reader take one over.
+        # Enough to tell sessions apart (the full key is the object's id in the URL;
+        # only superusers and staff with the view permission see this page).
         return f"{obj.session_key[:8]}…"
 
     @admin.display(description="user")

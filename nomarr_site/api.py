@@ -123,7 +123,8 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         # DRF turns these into 403 when the view's first authenticator gives no header.
         response.status_code = status.HTTP_401_UNAUTHORIZED
-        response.headers.setdefault("WWW-Authenticate", AUTHENTICATE)
+        if not response.has_header("WWW-Authenticate"):
+            response["WWW-Authenticate"] = AUTHENTICATE
     body = {"error": _code(exc)}
     if isinstance(exc, exceptions.ValidationError):
         body["detail"] = _summary(exc.detail) or "invalid request"

@@ -268,9 +268,36 @@ class InfoSerializer(serializers.Serializer):
     worker = WorkerInfoSerializer()
 
 
+def _when(value) -> str | None:
+    # As DRF's DateTimeField writes it: ISO 8601, UTC as "Z".
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def job_dict(job: Job, detail: bool = False) -> dict:
+    """What JobSerializer (detail: JobDetailSerializer) gives, built directly: the
+    serializers document the shape; this is on every POST /tag, so it is kept cheap."""
+    data = {
+        "id": job.pk,
+        "path": job.path,
+        "status": job.status,
+        "force": job.force,
+        "attempts": job.attempts,
+        "created_at": _when(job.created_at),
+        "started_at": _when(job.started_at),
+        "finished_at": _when(job.finished_at),
+        "error": job.error,
+        "progress": job.progress,
+    }
+    if detail:
+        data["result"] = job.result
+    return data
+
+
 def job_list(queryset, detail: bool = False) -> list[dict]:
-    serializer = JobDetailSerializer if detail else JobSerializer
-    return serializer(queryset, many=True).data
+    return [job_dict(job, detail) for job in queryset]
 
 
 ERRORS = {
@@ -280,10 +307,8 @@ ERRORS = {
 }
 
 
-def errors(*codes: int, **more: OpenApiResponse) -> dict:
-    found = {code: ERRORS[code] for code in codes if code in ERRORS}
-    found.update({int(code.lstrip("_")): response for code, response in more.items()})
-    return found
+def errors(*codes: int) -> dict:
+    return {code: ERRORS[code] for code in codes}
 
 
 # --- tagging ---------------------------------------------------------------------
@@ -302,10 +327,13 @@ def audio_under(target: Path) -> tuple[list[Path], list[dict]]:
 
     if not target.is_dir():
         return [target], []
-    found, refused = [], []
+    found, refused, seen = [], [], set()
     for path in audio_files([target]):
         try:
-            found.append(resolve_in_library(path))
+            real = resolve_in_library(path)
+            if real not in seen:  # two links inside the library to one file: one job
+                seen.add(real)
+                found.append(real)
         except OutsideLibrary as exc:
             refused.append({"path": str(path), "reason": "outside_library", "detail": str(exc)})
         except (OSError, RuntimeError):
@@ -410,7 +438,7 @@ class JobStatusView(NomarrView):
         job = Job.objects.filter(pk=job_id).first()
         if job is None:
             raise JobNotFound(f"no job {job_id}")
-        return Response(JobDetailSerializer(job).data)
+        return Response(job_dict(job, detail=True))
 
 
 @cache
@@ -643,14 +671,20 @@ class ModelsRefreshView(AdminView):
 # --- Lidarr -------------------------------------------------------------------------
 
 
-def _prefix_match(path: str, prefix: str, windows: bool) -> bool:
-    if windows:
-        path, prefix = path.lower(), prefix.lower()
-    if path == prefix:
-        return True
-    return path.startswith(prefix) and (
-        prefix.endswith(("/", "\\")) or path[len(prefix)] in ("/", "\\")
-    )
+SEPARATORS = ("/", "\\")
+
+
+def _path_map() -> list[tuple[str, str, bool]]:
+    """(Lidarr prefix without its trailing separator, Nomarr prefix, is Windows),
+    longest Lidarr prefix first."""
+    pairs = []
+    for lidarr, local in settings.NOMARR_PATH_MAP:
+        lidarr, local = str(lidarr), str(local)
+        windows = "\\" in lidarr or bool(re.match(r"^[A-Za-z]:", lidarr))
+        trimmed = lidarr.rstrip("/\\")
+        if trimmed or lidarr:  # "/" trims to "": it matches every absolute path
+            pairs.append((trimmed, local.rstrip("/") or "/", windows))
+    return sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
 
 
 def map_lidarr_path(path: str) -> str:
@@ -660,22 +694,15 @@ def map_lidarr_path(path: str) -> str:
     (/music does not match /musicals). A Windows prefix (C:\\... or with
     backslashes) matches regardless of case, and the backslashes of the rest of the
     path become slashes. A path no prefix matches is kept as it is."""
-    pairs = sorted(
-        ((str(lidarr), str(local)) for lidarr, local in settings.NOMARR_PATH_MAP if str(lidarr)),
-        key=lambda pair: len(pair[0]),
-        reverse=True,
-    )
-    for lidarr, local in pairs:
-        windows = "\\" in lidarr or bool(re.match(r"^[A-Za-z]:", lidarr))
-        if not _prefix_match(path, lidarr, windows):
+    for lidarr, local, windows in _path_map():
+        head, rest = path[: len(lidarr)], path[len(lidarr) :]
+        same = head.lower() == lidarr.lower() if windows else head == lidarr
+        if not same or (rest and not rest.startswith(SEPARATORS)):
             continue
-        rest = path[len(lidarr) :]
         if windows:
             rest = rest.replace("\\", "/")
-        if local.endswith("/") and rest.startswith("/"):
-            rest = rest[1:]
-        elif rest and not local.endswith("/") and not rest.startswith("/"):
-            rest = "/" + rest
+        if local == "/":
+            return rest or "/"
         return local + rest
     return path
 
@@ -708,9 +735,9 @@ def _queue_entry(entry, force: bool) -> dict:
     if invalid:
         return invalid
     outcome = {"path": entry["path"], "local_path": local}
+    if "\x00" in local or not os.path.isabs(local):
+        return {**outcome, "outcome": "invalid", "detail": f"not an absolute path: {local!r}"}
     try:
-        if "\x00" in local or not os.path.isabs(local):
-            raise OutsideLibrary(f"path must be absolute: {local}")
         resolved = resolve_in_library(local)
         if resolved.is_dir():
             raise IsADirectoryError(local)
@@ -741,9 +768,9 @@ def _rename_entry(entry) -> dict:
         "previous_path": entry["previousPath"],
         "local_path": new_local,
     }
+    if "\x00" in new_local or not os.path.isabs(new_local):
+        return {**outcome, "outcome": "invalid", "detail": f"not an absolute path: {new_local!r}"}
     try:
-        if "\x00" in new_local or not os.path.isabs(new_local):
-            raise OutsideLibrary(f"path must be absolute: {new_local}")
         new = resolve_in_library(new_local)
     except OutsideLibrary as exc:
         return {**outcome, "outcome": "outside_library", "detail": str(exc)}

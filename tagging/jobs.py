@@ -44,6 +44,10 @@ def queue_file(path: Path, force: bool = False) -> tuple[Job, bool]:
     key = str(path)
     existing = Job.objects.filter(path=key, status__in=Job.ACTIVE).first()
     if existing:
+        if force and not existing.force and existing.status == Status.PENDING:
+            # A forced request (Lidarr's Retag) must not be lost in a plain pending job.
+            Job.objects.filter(pk=existing.pk, status=Status.PENDING).update(force=True)
+            existing.force = True
         return existing, False
     try:
         with transaction.atomic():
@@ -66,8 +70,11 @@ def dispatch(job_ids: list[int]) -> None:
     """Send a run message for each job to the workers."""
     from django_q.tasks import async_task
 
-    for job_id in job_ids:
-        async_task("tagging.tasks.run_job", job_id, task_name=f"tag job {job_id}", group="tag")
+    # One transaction: one commit for all messages with the ORM broker, and django-q2
+    # does not close this connection before each message (it does in autocommit).
+    with transaction.atomic():
+        for job_id in job_ids:
+            async_task("tagging.tasks.run_job", job_id, task_name=f"tag job {job_id}", group="tag")
 
 
 def dispatch_pending() -> int:

@@ -99,9 +99,9 @@ def short_clip(make_audio, relative: str = "short") -> Path:
     """A real 2 s FLAC: the tagger skips it as too short, without running a model."""
     source = make_audio("flac", name=f"_{uuid.uuid4().hex}")
     target = source.with_name(f"{relative}.flac")
+    ffmpeg = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(source)]
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(source), "-t", "2"]
-        + ["-c:a", "flac", str(target)],
+        [*ffmpeg, "-t", "2", "-c:a", "flac", str(target)],
         check=True,
         timeout=60,
     )
@@ -147,7 +147,7 @@ def worker_thread():
                 for job_id in pending.values_list("pk", flat=True):
                     jobs.run(job_id)
                 time.sleep(0.05)
-        except Exception as exc:  # noqa: BLE001 - reported by the test
+        except Exception as exc:  # reported by the test
             failures.append(exc)
         finally:
             connection.close()
@@ -241,7 +241,9 @@ def test_it_refuses_a_symlink_pointing_outside_the_library(api, library, outside
 
 @live
 def test_a_missing_path_is_404(api, library):
-    body = assert_error(api.post("tag", {"path": str(library / "nope.flac")}), 404, "path_not_found")
+    body = assert_error(
+        api.post("tag", {"path": str(library / "nope.flac")}), 404, "path_not_found"
+    )
     assert "nope.flac" in body["detail"]
 
 
@@ -296,7 +298,9 @@ def test_wrong_types_and_missing_fields_are_400(api, make_audio):
 def test_waiting_with_no_worker_is_503_and_the_jobs_stay_queued(api, make_audio):
     song = put(make_audio, "flac", "waiting")
     started = time.monotonic()
-    body = assert_error(api.post("tag", {"path": str(song), "wait": 30}), 503, "no_worker_available")
+    body = assert_error(
+        api.post("tag", {"path": str(song), "wait": 30}), 503, "no_worker_available"
+    )
     assert time.monotonic() - started < 5
     assert [j["path"] for j in body["jobs"]] == [str(song)]
     assert Job.objects.get().status == "pending"
@@ -313,9 +317,7 @@ def test_the_default_wait_comes_from_the_settings(api, make_audio, settings):
 
 
 @live
-def test_it_waits_for_a_worker_and_answers_200_with_the_result(
-    api, make_audio, cluster_heartbeat
-):
+def test_it_waits_for_a_worker_and_answers_200_with_the_result(api, make_audio, cluster_heartbeat):
     clip = short_clip(make_audio)
     with worker_thread():
         response = api.post("tag", {"path": str(clip), "wait": 20})
@@ -557,3 +559,17 @@ def test_the_schema_documents_every_endpoint(live_server, library):
     assert {"bearerAuth", "apiKeyHeader", "basicAuth", "cookieAuth"} <= set(schemes)
     docs = requests.get(f"{live_server.url}/api/v1/docs/", timeout=30)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+@pytest.mark.django_db
+def test_jobs_are_written_as_their_serializers_document(library, make_audio):
+    from tagging.api import JobDetailSerializer, JobSerializer, job_dict
+
+    job, _ = jobs.queue_file(make_audio("flac").resolve())
+    assert job_dict(job) == JobSerializer(job).data
+    jobs.claim(job.pk)
+    Job.objects.filter(pk=job.pk).update(
+        status="done", finished_at=timezone.now(), result={"status": "tagged"}, progress={"done": 1}
+    )
+    job.refresh_from_db()
+    assert job_dict(job, detail=True) == JobDetailSerializer(job).data

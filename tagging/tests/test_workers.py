@@ -6,111 +6,20 @@ Marked `scaleout`: bin/test runs these a second time against PostgreSQL and Redi
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from tagging import jobs, writers
 from tagging.catalog import get_catalog
 from tagging.models import Job
+from tagging.tests.support import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.scaleout]
 
 JORAM = Path(settings.SHARED_DIR) / "fixtures/audio/joram-moments_of_clarity-08-solipsism-59-88.mp3"
-
-
-def database_url() -> str:
-    """The test database, as a URL another process can open."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class Cluster:
-    """A real `manage.py qcluster` in its own process group."""
-
-    def __init__(self, library: Path, log: Path):
-        self.library, self.log_path, self.proc = library, log, None
-
-    def start(self) -> "Cluster":
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "nomarr_site.test_settings",
-            "DATABASE_URL": database_url(),
-            "NOMARR_LIBRARY_ROOTS": str(self.library),
-            "NOMARR_Q_NAME": settings.Q_CLUSTER["name"],
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_until(lambda: jobs.workers_alive() > 0 or self.proc.poll() is not None, 60, "qcluster")
-        assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
-        return self
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-
-
-@pytest.fixture
-def library(tmp_path, settings):
-    root = tmp_path / "library"
-    root.mkdir()
-    settings.NOMARR_LIBRARY_ROOTS = [root.resolve()]
-    return root.resolve()
-
-
-@pytest.fixture
-def cluster(library, tmp_path):
-    started = []
-
-    def start() -> Cluster:
-        started.append(Cluster(library, tmp_path / "qcluster.log").start())
-        return started[-1]
-
-    yield start
-    for one in started:
-        one.stop(signal.SIGKILL)
-
-
-@pytest.fixture
-def long_track(library):
-    """A 3-minute FLAC (the real clip six times), so a job runs for seconds."""
-    path = library / "long.flac"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-stream_loop", "5", "-i", str(JORAM), "-c:a", "flac", str(path)],
-        check=True,
-    )
-    return path
 
 
 def finished(job: Job):
@@ -225,4 +134,6 @@ def test_progress_from_a_worker_process_reaches_a_websocket(cluster, long_track,
 
     seen = async_to_sync(watch)()
     assert any("of 13 models" in message for message in seen), seen[:3]
-    assert "nom_mood_happy_msd_musicnn_1__happy" in seen[-1] or "mood_happy-msd-musicnn-1" in seen[-1]
+    assert (
+        "nom_mood_happy_msd_musicnn_1__happy" in seen[-1] or "mood_happy-msd-musicnn-1" in seen[-1]
+    )

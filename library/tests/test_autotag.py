@@ -1,0 +1,113 @@
+"""Auto-tag: a scan queues new files, and files tagged by an older model set, once."""
+
+import pytest
+
+from library import scanning
+from library.models import LibraryFile
+from tagging import writers
+from tagging.catalog import get_catalog
+from tagging.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def auto(root_row):
+    root_row.auto_tag = True
+    root_row.save()
+    return root_row
+
+
+def pending() -> set[str]:
+    return set(Job.objects.filter(status="pending").values_list("path", flat=True))
+
+
+def test_new_files_are_queued_when_the_root_has_auto_tag_on(auto, seven, scan):
+    result = scan()
+    assert result.queued == 7
+    assert pending() == {str(p) for p in seven}
+    assert not Job.objects.filter(force=True).exists()
+
+
+def test_nothing_is_queued_when_auto_tag_is_off(root_row, seven, scan):
+    assert not root_row.auto_tag
+    assert scan().queued == 0
+    assert not Job.objects.exists()
+
+
+def test_files_tagged_by_an_older_model_set_are_queued_and_current_ones_not(auto, add, scan):
+    current = get_catalog().fingerprint
+    old, fresh = add("old.flac"), add("fresh.flac")
+    writers.write_tags(old, {"nom_version": ["nomarr1-000000000000"]}, "nom", None)
+    writers.write_tags(fresh, {"nom_version": [current]}, "nom", None)
+    assert scan().queued == 1
+    assert pending() == {str(old)}
+
+
+def test_a_file_is_queued_once_per_model_set(auto, add, scan, monkeypatch):
+    song = add("a.flac")
+    assert scan().queued == 1
+    # The job ran and left the file as it was (skipped, or failed): no second job.
+    Job.objects.update(status="done")
+    again = scan(full=True)
+    assert again.queued == 0 and Job.objects.count() == 1
+    # A new model set queues it again.
+    monkeypatch.setattr(scanning, "current_version", lambda: ("nomarr1-newmodels000", ""))
+    assert scan().queued == 1
+    assert pending() == {str(song)}
+
+
+def test_a_changed_file_that_lost_its_tags_is_queued_again(auto, add, scan):
+    song = add("a.flac")
+    scan()
+    Job.objects.update(status="done")
+    writers.write_tags(song, {"nom_x__y": ["1"]}, "nom", None)  # another tool rewrote it
+    assert scan().queued == 1
+
+
+def test_auto_tag_turned_on_later_queues_what_is_there(root_row, seven, scan):
+    scan()
+    assert not Job.objects.exists()
+    root_row.auto_tag = True
+    root_row.save()
+    assert scan().queued == 7
+
+
+def test_short_and_unreadable_files_are_not_queued(auto, add, scan, settings, library):
+    add("a.flac")
+    (library / "broken.mp3").write_bytes(b"not audio at all" * 100)
+    settings.NOMARR_MIN_DURATION = 60  # the 30-s clip is now too short to tag
+    result = scan()
+    assert (result.queued, result.errors) == (0, 1)
+    settings.NOMARR_MIN_DURATION = 7
+    result = scan()
+    assert result.queued == 1 and pending() == {str(library / "a.flac")}
+    assert LibraryFile.objects.get(path=str(library / "broken.mp3")).queued_version == ""
+
+
+def test_without_models_nothing_is_queued_and_the_scan_says_why(
+    auto, add, scan, settings, tmp_path
+):
+    add("a.flac")
+    settings.NOMARR_MODELS_DIRS = [tmp_path / "no-models"]
+    result = scan()
+    assert result.status == "done" and result.queued == 0
+    assert "no models" in result.message
+
+
+def test_queueing_stops_with_the_scan_and_the_next_scan_queues_the_rest(
+    auto, seven, scan, monkeypatch
+):
+    monkeypatch.setattr(scanning, "QUEUE_CHUNK", 2)
+    monkeypatch.setattr(scanning, "PROGRESS_EVERY", 0)
+
+    def cancel_once_some_are_queued(counts):
+        if counts["queued"] >= 2:
+            scanning.cancel_scans()
+
+    stopped = scan(on_progress=cancel_once_some_are_queued)
+    # The flag is seen at the next chunk.
+    assert stopped.status == "cancelled" and stopped.queued == 4
+    assert len(pending()) == 4
+    assert scan().queued == 3
+    assert pending() == {str(p) for p in seven}

@@ -1,0 +1,104 @@
+"""When a job writes tags, the file's rows are updated at once, without a rescan."""
+
+import logging
+
+import pytest
+
+from library import scanning
+from library.models import LibraryFile, TagValue
+from library.scanning import refresh_file
+from tagging import jobs, pipeline, writers
+from tagging.catalog import get_catalog
+from tagging.models import Job
+
+# scaleout: bin/test runs these again on PostgreSQL (COPY, executemany, constraints).
+pytestmark = [pytest.mark.django_db, pytest.mark.scaleout]
+
+
+def test_a_real_job_that_tags_a_file_updates_its_rows_at_once(root_row, add, scan):
+    song = add("Album/01.flac")
+    root_row.auto_tag = True
+    root_row.save()
+    scan()
+    row = LibraryFile.objects.get()
+    assert row.nom_version == "" and not row.tags.filter(key__startswith="nom_").exists()
+    row_id = row.pk
+    job = Job.objects.get()
+    assert jobs.run(job.pk) == "done"
+    job.refresh_from_db()
+    assert job.result["status"] == "tagged", job.error
+    row = LibraryFile.objects.get()
+    assert row.pk == row_id
+    assert row.nom_version == get_catalog().fingerprint
+    stored = row.tag_dict()
+    assert all(stored[key] == values for key, values in job.result["tags"].items())
+    key = "nom_voice_instrumental_msd_musicnn_1__instrumental"
+    assert TagValue.objects.get(file=row, key=key).number == float(job.result["tags"][key][0])
+    assert (row.size, row.mtime_ns) == (song.stat().st_size, song.stat().st_mtime_ns)
+    # So the next scan has nothing to read, and nothing to queue.
+    again = scan()
+    assert (again.read, again.changed, again.queued) == (0, 0, 0)
+
+
+def test_a_failing_refresh_does_not_fail_the_job(add, monkeypatch, caplog, library):
+    song = add("a.flac")
+
+    def fake_tag_file(path, force=False, progress=None):
+        writers.write_tags(path, {"nom_version": ["nomarr1-fake"]}, "nom", None)
+        return pipeline.FileResult(path=str(path), status="tagged", tags={})
+
+    def broken(path):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(pipeline, "tag_file", fake_tag_file)
+    monkeypatch.setattr(scanning, "refresh_file", broken)
+    job, _ = jobs.queue_file(song)
+    with caplog.at_level(logging.ERROR, logger="library.scanning"):
+        assert jobs.run(job.pk) == "done"
+    job.refresh_from_db()
+    assert job.status == "done" and job.result["status"] == "tagged"
+    assert "library refresh" in caplog.text and "database on fire" in caplog.text
+
+
+def test_a_skipped_job_does_not_touch_the_library(add, monkeypatch, library):
+    song = add("a.flac")
+    calls = []
+    monkeypatch.setattr(scanning, "refresh_file", calls.append)
+    monkeypatch.setattr(
+        pipeline,
+        "tag_file",
+        lambda path, force=False, progress=None: pipeline.FileResult(str(path), "skipped"),
+    )
+    job, _ = jobs.queue_file(song)
+    jobs.run(job.pk)
+    assert calls == []
+
+
+def test_refresh_creates_the_row_of_a_file_no_scan_has_seen(add, library):
+    song = add("New/a.mp3")
+    row = refresh_file(song)
+    assert row.path == str(song) and row.root.path == str(library)
+    assert row.title and row.tags.exists()
+
+
+def test_refresh_ignores_paths_outside_the_library(tmp_path, library, audio_sources):
+    assert refresh_file(audio_sources["mp3"]) is None
+    assert not LibraryFile.objects.exists()
+
+
+def test_refresh_of_a_renamed_file_takes_over_its_old_row(add, scan, library):
+    song = add("a/old name.flac")
+    scan()
+    row_id = LibraryFile.objects.get().pk
+    renamed = song.rename(library / "a" / "new name.flac")
+    row = refresh_file(renamed)
+    assert row.pk == row_id and row.path == str(renamed)
+    assert LibraryFile.objects.count() == 1
+
+
+def test_refresh_of_a_deleted_file_removes_its_row(add, scan):
+    song = add("a.flac")
+    scan()
+    song.unlink()
+    assert refresh_file(song) is None
+    assert not LibraryFile.objects.exists()

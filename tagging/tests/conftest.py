@@ -1,0 +1,45 @@
+"""Fixtures for tests that run real workers and servers."""
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tagging.tests.support import ManageProcess
+
+
+@pytest.fixture
+def library(tmp_path, settings):
+    root = tmp_path / "library"
+    root.mkdir()
+    settings.NOMARR_LIBRARY_ROOTS = [root.resolve()]
+    return root.resolve()
+
+
+@pytest.fixture
+def cluster(library, tmp_path):
+    started = []
+
+    def start() -> ManageProcess:
+        started.append(ManageProcess(["qcluster"], library, tmp_path / "qcluster.log").start())
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.stop(signal.SIGKILL)
+
+
+JORAM = Path(settings.SHARED_DIR) / "fixtures/audio/joram-moments_of_clarity-08-solipsism-59-88.mp3"
+
+
+@pytest.fixture
+def long_track(library):
+    """A 3-minute FLAC (the real clip six times), so a job runs for seconds."""
+    path = library / "long.flac"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-stream_loop", "5", "-i", str(JORAM), "-c:a", "flac", str(path)],
+        check=True,
+    )
+    return path

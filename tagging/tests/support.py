@@ -1,0 +1,72 @@
+"""Helpers for tests that run real Nomarr processes against the test database."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from tagging import jobs
+
+
+def database_url() -> str:
+    """The test database, as a URL another process can open."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class ManageProcess:
+    """A real `manage.py <command>` on the test database, in its own process group."""
+
+    def __init__(self, argv: list[str], library: Path, log: Path):
+        self.argv, self.library, self.log_path, self.proc = argv, library, log, None
+
+    def start(self, ready=None) -> "ManageProcess":
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "nomarr_site.test_settings",
+            "DATABASE_URL": database_url(),
+            "NOMARR_LIBRARY_ROOTS": str(self.library),
+            "NOMARR_Q_NAME": settings.Q_CLUSTER["name"],
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", *self.argv],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        ready = ready or (lambda: jobs.workers_alive() > 0)
+        wait_until(lambda: ready() or self.proc.poll() is not None, 60, " ".join(self.argv))
+        assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()

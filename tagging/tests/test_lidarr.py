@@ -1,0 +1,314 @@
+"""Lidarr's Webhook connection (POST /api/v1/lidarr), over real HTTP.
+
+Payloads have the shapes Lidarr sends; Lidarr puts the API key in the password of
+Basic auth (its Webhook form has user name and password fields). Lidarr sees the
+library as /music; NOMARR_PATH_MAP turns that into the test's library folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from rest_framework_api_key.models import APIKey
+
+from tagging import jobs
+from tagging.api import map_lidarr_path
+from tagging.models import Job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DOWNLOAD = {
+    "eventType": "Download",
+    "artist": {"id": 12, "name": "A", "path": "/music/A"},
+    "album": {"id": 3, "title": "B"},
+    "trackFiles": [
+        {"id": 7, "path": "/music/A/B/01 - C.flac", "quality": "FLAC", "size": 41234567}
+    ],
+    "isUpgrade": False,
+    "instanceName": "Lidarr",
+}
+TEST = {
+    "eventType": "Test",
+    "artist": {"id": 1, "name": "Test Name", "path": "C:\\testpath"},
+    "albums": [{"id": 123, "title": "Test title"}],
+    "instanceName": "Lidarr",
+}
+
+
+@pytest.fixture
+def library(settings, tmp_path: Path) -> Path:
+    root = tmp_path.resolve()
+    settings.NOMARR_LIBRARY_ROOTS = [root]
+    settings.NOMARR_PATH_MAP = [("/music", str(root))]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"lidarr-test-{uuid.uuid4()}",
+        }
+    }
+    return root
+
+
+@pytest.fixture
+def key() -> str:
+    return APIKey.objects.create_key(name="lidarr")[1]
+
+
+@pytest.fixture
+def hook(live_server, library, key):
+    """POST to the webhook the way Lidarr does: JSON, key as the Basic password."""
+
+    def post(payload, auth=("lidarr", key), **kwargs) -> requests.Response:
+        if "data" not in kwargs:
+            kwargs["json"] = payload
+        return requests.post(f"{live_server.url}/api/v1/lidarr", auth=auth, timeout=30, **kwargs)
+
+    return post
+
+
+@pytest.fixture
+def track(make_audio, library):
+    """A real audio file at /music/<relative> as Lidarr names it; returns Nomarr's path."""
+
+    def make(relative: str, fmt: str = "flac") -> Path:
+        source = make_audio(fmt, name=f"_{uuid.uuid4().hex}")
+        target = library / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.rename(target)
+        return target
+
+    return make
+
+
+def download(*paths: str) -> dict:
+    payload = copy.deepcopy(DOWNLOAD)
+    payload["trackFiles"] = [
+        {"id": n, "path": path, "quality": "FLAC", "size": 1} for n, path in enumerate(paths)
+    ]
+    return payload
+
+
+def outcomes(response: requests.Response) -> dict[str, str]:
+    return {f["path"]: f["outcome"] for f in response.json()["files"]}
+
+
+def test_the_test_event_answers_200_and_does_nothing(hook):
+    response = hook(TEST)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["event"] == "Test" and body["ignored"] is False and body["files"] == []
+    assert not Job.objects.exists()
+
+
+def test_a_download_queues_the_imported_track(hook, track):
+    song = track("A/B/01 - C.flac")
+    response = hook(DOWNLOAD)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["queued"] == 1 and body["refused"] == 0
+    [outcome] = body["files"]
+    assert outcome["path"] == "/music/A/B/01 - C.flac"
+    assert outcome["local_path"] == str(song) and outcome["outcome"] == "queued"
+    job = Job.objects.get(pk=outcome["job"]["id"])
+    assert job.path == str(song) and job.status == "pending" and not job.force
+    # Lidarr sending the same import twice gets the same job back.
+    again = hook(DOWNLOAD).json()["files"][0]
+    assert again["outcome"] == "already_queued" and again["job"]["id"] == job.pk
+    assert Job.objects.count() == 1
+
+
+def test_a_download_reports_each_refused_or_missing_file(hook, track, library, tmp_path_factory):
+    good = track("A/B/01.flac")
+    secret = tmp_path_factory.mktemp("outside") / "secret.flac"
+    shutil.copyfile(good, secret)
+    (library / "A" / "B" / "link.flac").symlink_to(secret)
+    payload = download(
+        "/music/A/B/01.flac",
+        "/music/A/B/02 - missing.flac",
+        str(secret),
+        f"/music/../{secret.parent.name}/secret.flac",
+        "/music/A/B/link.flac",
+        "relative/03.flac",
+    )
+    payload["trackFiles"].append({"id": 99, "quality": "FLAC"})
+    payload["trackFiles"].append("not an object")
+    response = hook(payload)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["queued"] == 1 and body["refused"] == 7
+    assert outcomes(response) == {
+        "/music/A/B/01.flac": "queued",
+        "/music/A/B/02 - missing.flac": "not_found",
+        str(secret): "outside_library",
+        f"/music/../{secret.parent.name}/secret.flac": "outside_library",
+        "/music/A/B/link.flac": "outside_library",
+        "relative/03.flac": "invalid",
+        None: "invalid",
+    }
+    assert list(Job.objects.values_list("path", flat=True)) == [str(good)]
+
+
+def test_a_download_with_nothing_queued_answers_200(hook, tmp_path_factory):
+    response = hook(download("/elsewhere/x.flac", "/music/none.flac"))
+    assert response.status_code == 200
+    assert outcomes(response) == {
+        "/elsewhere/x.flac": "outside_library",
+        "/music/none.flac": "not_found",
+    }
+    assert not Job.objects.exists()
+
+
+def test_retag_queues_the_files_again_with_force(hook, track):
+    song = track("A/B/01.flac")
+    other = track("A/B/02.flac")
+    first = hook(download("/music/A/B/01.flac")).json()["files"][0]["job"]["id"]
+    Job.objects.filter(pk=first).update(status="done")
+    payload = {
+        "eventType": "Retag",
+        "artist": {"id": 12, "name": "A", "path": "/music/A"},
+        "trackFile": {"id": 7, "path": "/music/A/B/01.flac"},
+        "trackFiles": [{"id": 8, "path": "/music/A/B/02.flac"}],
+    }
+    response = hook(payload)
+    assert response.status_code == 202, response.text
+    assert outcomes(response) == {"/music/A/B/01.flac": "queued", "/music/A/B/02.flac": "queued"}
+    live = Job.objects.filter(status="pending")
+    assert {(j.path, j.force) for j in live} == {(str(song), True), (str(other), True)}
+
+
+def test_rename_points_pending_jobs_at_the_new_paths(hook, track, library):
+    old = track("A/B/01 - Old.flac")
+    hook(download("/music/A/B/01 - Old.flac"))
+    job = Job.objects.get()
+    new = old.with_name("01 - New.flac")
+    os.rename(old, new)
+    running_old = track("A/B/02 - Old.flac")
+    busy, _ = jobs.queue_file(running_old)
+    assert jobs.claim(busy.pk)
+    running_new = running_old.with_name("02 - New.flac")
+    os.rename(running_old, running_new)
+    track("A/B/03 - Untouched.flac")
+    payload = {
+        "eventType": "Rename",
+        "artist": {"id": 12, "name": "A", "path": "/music/A"},
+        "renamedTrackFiles": [
+            {
+                "id": 1,
+                "path": "/music/A/B/01 - New.flac",
+                "previousPath": "/music/A/B/01 - Old.flac",
+            },
+            {
+                "id": 2,
+                "path": "/music/A/B/02 - New.flac",
+                "previousPath": "/music/A/B/02 - Old.flac",
+            },
+            {
+                "id": 3,
+                "path": "/music/A/B/03 - Untouched.flac",
+                "previousPath": "/music/A/B/03.flac",
+            },
+            {"id": 4, "path": "/elsewhere/04.flac", "previousPath": "/music/A/B/04.flac"},
+            {"id": 5, "path": "/music/A/B/05.flac"},
+        ],
+    }
+    response = hook(payload)
+    assert response.status_code == 200, response.text
+    assert outcomes(response) == {
+        "/music/A/B/01 - New.flac": "moved",
+        "/music/A/B/02 - New.flac": "running",
+        "/music/A/B/03 - Untouched.flac": "no_pending_job",
+        "/elsewhere/04.flac": "outside_library",
+        "/music/A/B/05.flac": "invalid",
+    }
+    job.refresh_from_db()
+    assert job.path == str(new) and job.status == "pending"
+    assert Job.objects.count() == 2  # nothing new queued
+
+
+def test_rename_onto_a_path_with_its_own_job_drops_the_old_one(hook, track):
+    old = track("A/B/old.flac")
+    new = track("A/B/new.flac")
+    hook(download("/music/A/B/old.flac", "/music/A/B/new.flac"))
+    kept = Job.objects.get(path=str(new))
+    old.unlink()
+    payload = {
+        "eventType": "Rename",
+        "renamedTrackFiles": [
+            {"path": "/music/A/B/new.flac", "previousPath": "/music/A/B/old.flac"}
+        ],
+    }
+    response = hook(payload)
+    assert outcomes(response) == {"/music/A/B/new.flac": "merged"}
+    assert response.json()["files"][0]["job"]["id"] == kept.pk
+    assert list(Job.objects.values_list("pk", flat=True)) == [kept.pk]
+
+
+def test_other_events_are_ignored_with_a_note(hook, track):
+    track("A/B/01 - C.flac")
+    for event in ["Grab", "Health", "AlbumDelete", "ApplicationUpdate"]:
+        payload = {**DOWNLOAD, "eventType": event}
+        response = hook(payload)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["ignored"] is True and event in body["detail"]
+    assert not Job.objects.exists()
+
+
+def test_lidarr_is_refused_without_the_right_key(hook, key, track):
+    track("A/B/01 - C.flac")
+    response = hook(DOWNLOAD, auth=None)
+    assert response.status_code == 401 and response.json()["error"] == "not_authenticated"
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="nomarr"'
+    response = hook(DOWNLOAD, auth=("lidarr", key[:-1] + ("x" if key[-1] != "x" else "y")))
+    assert response.status_code == 401 and response.json()["error"] == "authentication_failed"
+    response = hook(DOWNLOAD, auth=("lidarr", ""))
+    assert response.status_code == 401
+    APIKey.objects.filter(name="lidarr").update(revoked=True)
+    assert hook(DOWNLOAD).status_code == 401
+    assert not Job.objects.exists()
+
+
+def test_lidarr_may_send_the_key_in_a_header(hook, key, track):
+    track("A/B/01 - C.flac")
+    response = hook(DOWNLOAD, auth=None, headers={"X-Api-Key": key})
+    assert response.status_code == 202
+
+
+def test_malformed_payloads_are_400(hook):
+    cases = [
+        {"data": b'{"eventType": "Download", ', "headers": {"Content-Type": "application/json"}},
+        {"json": ["Download"]},
+        {"json": {"trackFiles": []}},
+        {"json": {"eventType": 5}},
+        {"json": {"eventType": "Download", "trackFiles": "/music/a.flac"}},
+        {"json": {"eventType": "Rename", "renamedTrackFiles": {"path": "/music/a.flac"}}},
+    ]
+    for case in cases:
+        response = hook(None, **case)
+        assert response.status_code == 400, (case, response.text)
+        body = response.json()
+        assert body["error"] in {"malformed_request", "invalid_request"} and body["detail"]
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_path_map_prefers_the_longest_prefix(settings):
+    settings.NOMARR_PATH_MAP = [
+        ("/data", "/srv/data"),
+        ("/data/music/", "/library"),
+        ("C:\\Music", "/win"),
+    ]
+    assert map_lidarr_path("/data/music/A/01.flac") == "/library/A/01.flac"
+    assert map_lidarr_path("/data/music") == "/library"
+    assert map_lidarr_path("/data/other/01.flac") == "/srv/data/other/01.flac"
+    assert map_lidarr_path("/database/01.flac") == "/database/01.flac"
+    assert map_lidarr_path("c:\\music\\A\\01.flac") == "/win/A/01.flac"
+    assert map_lidarr_path("/elsewhere/01.flac") == "/elsewhere/01.flac"
+    settings.NOMARR_PATH_MAP = [("/", "/mnt/lidarr/")]
+    assert map_lidarr_path("/A/01.flac") == "/mnt/lidarr/A/01.flac"
