@@ -10,6 +10,20 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if serve itself dies, even by SIGKILL (Linux).
+
+    Children run in their own session, so a terminal's Ctrl+C or a SIGTERM to the
+    group reaches serve alone, and each child is told to stop exactly once (a
+    second SIGTERM leaves django-q2's cluster hanging)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class Command(BaseCommand):
     help = "Start daphne (HTTP, API, websockets) and the django-q2 workers; Ctrl+C stops both."
 
@@ -44,7 +58,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         children = {
-            name: subprocess.Popen(argv, cwd=settings.BASE_DIR) for name, argv in commands.items()
+            name: subprocess.Popen(
+                argv, cwd=settings.BASE_DIR, start_new_session=True, preexec_fn=_die_with_parent
+            )
+            for name, argv in commands.items()
         }
         self.stdout.write(
             f"Nomarr on http://{options['host']}:{options['port']}/ ({', '.join(children)})"

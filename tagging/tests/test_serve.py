@@ -1,0 +1,82 @@
+"""`manage.py serve` runs the web server and the workers, and stops them together."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from django.conf import settings
+
+from tagging import jobs
+from tagging.tests.support import database_url, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()[0]
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_serve_starts_web_and_workers_and_they_stop_with_it(tmp_path, sig):
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "nomarr_site.test_settings",
+        "DATABASE_URL": database_url(),
+        "NOMARR_Q_NAME": settings.Q_CLUSTER["name"],
+        "NOMARR_PORT": str(port),
+    }
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def answers():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=5).ok
+            except requests.RequestException:
+                return False
+
+        wait_until(answers, 60, "the web server")
+        wait_until(lambda: jobs.workers_alive() > 0, 60, "the workers")
+        children = children_of(proc.pid)
+        assert len(children) == 2
+        # The first start creates an admin and says its password once.
+        assert "Created the first user: admin / " in (tmp_path / "serve.log").read_text()
+        started = time.monotonic()
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        wait_until(lambda: not any(alive(pid) for pid in children), 60, "children to stop")
+        assert time.monotonic() - started < 30
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
