@@ -22,7 +22,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         # One per test run, so two runs at once never share (and corrupt) a database.
         "NAME": os.environ.get(
-            "NOMARR_TEST_DB", str(Path(tempfile.gettempdir()) / f"nomarr-test-{os.getpid()}.sqlite3")
+            "NOMARR_TEST_DB",
+            str(Path(tempfile.gettempdir()) / f"nomarr-test-{os.getpid()}.sqlite3"),
         )
     }
 

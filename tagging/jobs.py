@@ -68,13 +68,23 @@ def queue_paths(paths: list[Path], force: bool = False) -> list[Job]:
 
 def dispatch(job_ids: list[int]) -> None:
     """Send a run message for each job to the workers."""
+    from django_q.brokers import get_broker
     from django_q.tasks import async_task
 
+    if not job_ids:
+        return
+    broker = get_broker()
     # One transaction: one commit for all messages with the ORM broker, and django-q2
     # does not close this connection before each message (it does in autocommit).
     with transaction.atomic():
         for job_id in job_ids:
-            async_task("tagging.tasks.run_job", job_id, task_name=f"tag job {job_id}", group="tag")
+            async_task(
+                "tagging.tasks.run_job",
+                job_id,
+                task_name=f"tag job {job_id}",
+                group="tag",
+                broker=broker,
+            )
 
 
 def dispatch_pending() -> int:

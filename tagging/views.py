@@ -70,7 +70,9 @@ QUEUE_ACTIONS = {
     "retry_errors": lambda post: f"{jobs.reset_errors()} failed jobs queued again",
     "flush": lambda post: f"{jobs.flush(post.getlist('statuses'))} jobs removed",
     "remove": lambda post: jobs.remove(int(post.get("job", "0"))) or "Job removed",
-    "retry": lambda post: f"{jobs.requeue([int(post.get('job', '0'))], Job.Status.ERROR)} job queued again",
+    "retry": lambda post: (
+        f"{jobs.requeue([int(post.get('job', '0'))], Job.Status.ERROR)} job queued again"
+    ),
 }
 
 

@@ -52,9 +52,9 @@ def test_the_dashboard_shows_the_current_state_at_once_and_then_changes(admin_us
     async def a_job_progresses():
         from asgiref.sync import sync_to_async
 
-        await sync_to_async(
-            Job.objects.filter(path="/music/two.flac").update
-        )(progress={"model": "msd-musicnn-1", "done": 1, "total": 13})
+        await sync_to_async(Job.objects.filter(path="/music/two.flac").update)(
+            progress={"model": "msd-musicnn-1", "done": 1, "total": 13}
+        )
 
     first, update = async_to_sync(first_messages)(
         "/ws/dashboard/", headers_for(admin_user), a_job_progresses
@@ -67,7 +67,9 @@ def test_the_dashboard_shows_the_current_state_at_once_and_then_changes(admin_us
 
 def test_a_job_page_socket_sends_that_jobs_scores_when_it_finishes(admin_user):
     job = Job.objects.create(path="/music/one.flac", status="running", worker="elsewhere:1")
-    scores = [{"model": "mood_happy-msd-musicnn-1", "label": "happy", "score": 0.873, "tier": "high"}]
+    scores = [
+        {"model": "mood_happy-msd-musicnn-1", "label": "happy", "score": 0.873, "tier": "high"}
+    ]
 
     async def it_finishes():
         from asgiref.sync import sync_to_async

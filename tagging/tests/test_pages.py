@@ -78,7 +78,9 @@ def test_tag_now_refuses_a_path_outside_the_library(admin_client, settings, tmp_
     response = admin_client.post("/tag/", {"path": str(outside)})
     assert response.status_code == 400
     assert b"outside the library" in response.content
-    sneaky = admin_client.post("/tag/", {"path": str(tmp_path / "library" / ".." / "elsewhere.mp3")})
+    sneaky = admin_client.post(
+        "/tag/", {"path": str(tmp_path / "library" / ".." / "elsewhere.mp3")}
+    )
     assert sneaky.status_code == 400
     assert Job.objects.count() == 0
 
@@ -114,7 +116,9 @@ def test_the_queue_page_pauses_resumes_and_refuses_to_remove_a_running_job(admin
 
 
 def test_the_queue_action_never_redirects_off_site(admin_client):
-    response = admin_client.post("/queue/action/", {"action": "pause", "next": "https://evil.example/"})
+    response = admin_client.post(
+        "/queue/action/", {"action": "pause", "next": "https://evil.example/"}
+    )
     assert response["Location"] == "/queue/"
 
 

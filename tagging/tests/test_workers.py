@@ -5,7 +5,6 @@ Marked `scaleout`: bin/test runs these a second time against PostgreSQL and Redi
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
