@@ -213,6 +213,11 @@ class Run:
     cpu: list[float] = field(default_factory=list)
     analyses: list = field(default_factory=list)
 
+    def add(self, wall: float, cpu: float, analysis) -> None:
+        self.seconds.append(wall)
+        self.cpu.append(cpu)
+        self.analyses.append(analysis)
+
     def per_minute(self, minutes: float) -> float:
         return sum(self.seconds) / minutes
 
@@ -227,6 +232,46 @@ def timed(fn, *args):
     wall, cpu = time.perf_counter(), cpu_seconds()
     value = fn(*args)
     return value, time.perf_counter() - wall, cpu_seconds() - cpu
+
+
+def nomarr_way(pipeline, path: Path, catalog, hop: int, batch: int, namespace: str):
+    """(wall s, cpu s, Analysis) for Nomarr's whole way on one file."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    _, scores = pipeline.run_models(path, catalog, hop=hop, batch_size=batch, min_duration=7)
+    analysis = pipeline.describe(scores, namespace, catalog.fingerprint)
+    return time.perf_counter() - wall, cpu_seconds() - cpu, analysis
+
+
+def time_parts(pipeline, path: Path, catalog, hop: int, batch: int, namespace: str, parts) -> int:
+    """Nomarr's way piece by piece, adding [wall, cpu] per piece into parts; the patch count."""
+
+    def add(name, wall, cpu):
+        totals = parts.setdefault(name, [0.0, 0.0])
+        totals[0] += wall
+        totals[1] += cpu
+
+    audio, wall, cpu = timed(pipeline.decode, path, pipeline.MUSICNN_SAMPLE_RATE)
+    add("decode (pipeline.decode)", wall, cpu)
+    mel, wall, cpu = timed(pipeline.musicnn_mel, audio)
+    add("mel frontend (musicnn_mel)", wall, cpu)
+    patches, wall, cpu = timed(pipeline.cut_patches, mel, hop)
+    add("cut_patches", wall, cpu)
+    head_scores = []
+    for backbone in catalog.backbones:
+        outputs, wall, cpu = timed(backbone.run_patches, patches, batch)
+        add(f"backbone {backbone.stem}", wall, cpu)
+        embeddings = outputs[backbone.embeddings_output]
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        for head in backbone.heads:
+            if head.graph is None:
+                activations = outputs[backbone.predictions_output]
+            else:
+                activations = head.predict(embeddings)
+            head_scores.append((head, activations.mean(axis=0)))
+        add("heads (Head.predict)", time.perf_counter() - wall, cpu_seconds() - cpu)
+    _, wall, cpu = timed(pipeline.describe, head_scores, namespace, catalog.fingerprint)
+    add("describe (tiers, moods)", wall, cpu)
+    return len(patches)
 
 
 def agreement(runs, reference):
@@ -385,80 +430,29 @@ def main(argv=None) -> int:
             for path, recipe in tracks:
                 print(f"  {path.name}: {recipe}")
 
+        # Per track, every measurement in turn, so a burst of load from other processes
+        # hits naive and Nomarr alike.
         naive_run = Run("naive")
         nomarr_runs = {hop: Run(f"nomarr hop {hop}") for hop in hops}
+        parts: dict[str, list[float]] = {}
+        sizes = [int(size) for size in args.batch_sizes.split(",") if size.strip()]
+        sweep = dict.fromkeys(sizes, 0.0)
         minutes = 0.0
+        patch_count = 0
         for path, _ in tracks:
             (duration, head_scores), wall, cpu = timed(naive.run, path)
             minutes += duration / 60
-            naive_run.seconds.append(wall)
-            naive_run.cpu.append(cpu)
-            naive_run.analyses.append(
-                pipeline.describe(head_scores, namespace, catalog.fingerprint)
-            )
+            naive_run.add(wall, cpu, pipeline.describe(head_scores, namespace, catalog.fingerprint))
             for hop, run in nomarr_runs.items():
-
-                def nomarr(path=path, hop=hop):
-                    _, scores = pipeline.run_models(
-                        path, catalog, hop=hop, batch_size=batch, min_duration=7
-                    )
-                    return pipeline.describe(scores, namespace, catalog.fingerprint)
-
-                analysis, wall, cpu = timed(nomarr)
-                run.seconds.append(wall)
-                run.cpu.append(cpu)
-                run.analyses.append(analysis)
+                run.add(*nomarr_way(pipeline, path, catalog, hop, batch, namespace))
+            patch_count += time_parts(pipeline, path, catalog, default_hop, batch, namespace, parts)
+            for size in sizes:
+                sweep[size] += nomarr_way(pipeline, path, catalog, default_hop, size, namespace)[0]
         print(
             f"tracks: {len(tracks)} built in {built:.1f} s, {minutes:.1f} min of audio"
             f" ({minutes / len(tracks):.2f} min each on average)"
         )
-
         parity = frontend_parity(tracks[0][0], catalog, naive, pipeline, es)
-
-        # Where Nomarr's time goes, at the default hop, calling the pieces directly.
-        parts: dict[str, list[float]] = {}
-
-        def add(name, wall, cpu):
-            parts.setdefault(name, [0.0, 0.0])
-            parts[name][0] += wall
-            parts[name][1] += cpu
-
-        patch_count = 0
-        for path, _ in tracks:
-            audio, wall, cpu = timed(pipeline.decode, path, pipeline.MUSICNN_SAMPLE_RATE)
-            add("decode (pipeline.decode)", wall, cpu)
-            mel, wall, cpu = timed(pipeline.musicnn_mel, audio)
-            add("mel frontend (musicnn_mel)", wall, cpu)
-            patches, wall, cpu = timed(pipeline.cut_patches, mel, default_hop)
-            add("cut_patches", wall, cpu)
-            patch_count += len(patches)
-            head_scores = []
-            for backbone in catalog.backbones:
-                outputs, wall, cpu = timed(backbone.run_patches, patches, batch)
-                add(f"backbone {backbone.stem}", wall, cpu)
-                embeddings = outputs[backbone.embeddings_output]
-                wall0, cpu0 = time.perf_counter(), cpu_seconds()
-                for head in backbone.heads:
-                    if head.graph is None:
-                        activations = outputs[backbone.predictions_output]
-                    else:
-                        activations = head.predict(embeddings)
-                    head_scores.append((head, activations.mean(axis=0)))
-                add(
-                    "heads (TensorflowPredict2D)",
-                    time.perf_counter() - wall0,
-                    cpu_seconds() - cpu0,
-                )
-            _, wall, cpu = timed(pipeline.describe, head_scores, namespace, catalog.fingerprint)
-            add("describe (tiers, moods)", wall, cpu)
-
-        sweep: dict[int, float] = {}
-        for size in [int(s) for s in args.batch_sizes.split(",") if s.strip()]:
-            total = 0.0
-            for path, _ in tracks:
-                _, wall, _ = timed(pipeline.run_models, path, catalog, default_hop, size, 7)
-                total += wall
-            sweep[size] = total / minutes
 
     # ----------------------------------------------------------------- report
     naive_rate = naive_run.per_minute(minutes)
@@ -500,14 +494,13 @@ def main(argv=None) -> int:
     print(f"where Nomarr's time goes at hop {default_hop}, batch {batch} ({patch_count} patches):")
     total = sum(wall for wall, _ in parts.values())
     for name, (wall, cpu) in parts.items():
-        print(
-            f"  {name:<32}{wall / minutes:>7.3f} s/min {100 * wall / total:>5.1f} %"
-            f"   cpu/wall {cpu / wall if wall else 0:.2f}"
-        )
+        ratio = f"cpu/wall {cpu / wall:.2f}" if wall >= 0.5 else ""  # os.times() ticks 10 ms
+        line = f"  {name:<32}{wall / minutes:>7.3f} s/min {100 * wall / total:>5.1f} %   {ratio}"
+        print(line.rstrip())
     print(f"  {'sum of parts':<32}{total / minutes:>7.3f} s/min")
     if sweep:
         print(f"batch size sweep at hop {default_hop} (run_models, s/min):")
-        print("  " + ", ".join(f"batch {size}: {rate:.3f}" for size, rate in sweep.items()))
+        print("  " + ", ".join(f"batch {size}: {t / minutes:.3f}" for size, t in sweep.items()))
 
     rate, speedup, agree = results[default_hop]
     target = speedup >= 4 and agree >= 0.98

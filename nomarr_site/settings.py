@@ -6,6 +6,7 @@ scale-out path (PostgreSQL, Redis broker, channels-redis).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -77,6 +78,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_q",
     "django_htmx",
+    "axes",
     "tagging",
     "library",
     "playlists",
@@ -93,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a login refused for too many failures into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "nomarr_site.urls"
@@ -153,6 +157,21 @@ WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes): after NOMARR_LOGIN_ATTEMPTS failed logins for one
+# user name from one address, logging in is refused (429) for
+# NOMARR_LOGIN_COOLOFF_MINUTES. `manage.py axes_reset` lifts every lock at once.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("NOMARR_LOGIN_ATTEMPTS", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("NOMARR_LOGIN_COOLOFF_MINUTES", 15))
+AXES_RESET_ON_SUCCESS = True
+# Locks a user name at one address, not the address: someone else's failures do not
+# lock out everybody behind the same router or reverse proxy.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "accounts/locked.html"
 
 # Served over HTTPS (directly or behind a TLS proxy)? Then cookies are secure-only,
 # plain HTTP redirects and HSTS is on: `manage.py check --deploy` is clean. Off by

@@ -8,5 +8,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tagging.api_urls")),
+    path("library/", include("library.urls")),
     path("playlists/", include("playlists.urls")),
 ]

@@ -102,16 +102,18 @@ def mood_word(label: str) -> str:
 
 
 def decode(path: Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples at sample_rate, decoded by the ffmpeg program.
+    """Mono float32 samples at sample_rate, as Essentia's MonoLoader gives them.
 
-    Essentia's own loader lacks some codecs (Opus) and, once it has failed on one
-    file, can crash the process on the next; a worker must survive any file a
-    user has, so decoding happens in a child process that may fail on its own.
+    The ffmpeg program decodes: Essentia's own loader lacks some codecs (Opus) and,
+    once it has failed on one file, can crash the process on the next, and a worker
+    must survive any file a user has. It mixes down as MonoLoader does ((L+R)/2: by
+    default ffmpeg keeps the power, 3 dB louder, which shifts the models' scores) at
+    the file's own rate, and Essentia's resampler (libsamplerate, MonoLoader's) takes it
+    to sample_rate, so the models hear what Essentia's reference pipeline hears.
     """
     command = [
-        "ffmpeg", "-nostdin", "-v", "error", "-i", str(path),
-        "-map", "0:a:0", "-ac", "1", "-af", f"aresample={sample_rate}:resampler=soxr",
-        "-f", "f32le", "-",
+        "ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
+        "-ac", "1", "-af", "aresample=rematrix_maxval=1", "-c:a", "pcm_f32le", "-f", "wav", "-",
     ]  # fmt: skip
     try:
         proc = subprocess.run(command, capture_output=True, timeout=DECODE_TIMEOUT, check=False)
@@ -121,22 +123,41 @@ def decode(path: Path, sample_rate: int) -> np.ndarray:
         message = proc.stderr.decode(errors="replace").strip().splitlines()
         detail = message[-1] if message else f"ffmpeg exit status {proc.returncode}"
         raise AnalysisError(f"cannot decode audio: {detail}")
-    audio = np.frombuffer(proc.stdout, dtype="<f4")
+    rate, audio = _read_float_wav(proc.stdout)
     if audio.size == 0:
         raise AnalysisError("cannot decode audio: no audio in file")
-    return audio
+    if rate != sample_rate:
+        es = runtime.essentia_standard()
+        audio = es.Resample(inputSampleRate=rate, outputSampleRate=sample_rate, quality=1)(audio)
+    return np.asarray(audio, dtype=np.float32)
+
+
+def _read_float_wav(data: bytes) -> tuple[int, np.ndarray]:
+    """The sample rate and samples of the float WAV ffmpeg streams (its sizes unset)."""
+    pos, rate = 12, 0
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if chunk == b"fmt ":
+            rate = int.from_bytes(data[pos + 12 : pos + 16], "little")
+        elif chunk == b"data":
+            body = data[pos + 8 :]
+            return rate, np.frombuffer(body[: len(body) // 4 * 4], dtype="<f4")
+        pos += 8 + size + (size & 1)
+    raise AnalysisError("cannot decode audio: decoder gave no samples")
 
 
 def musicnn_mel(audio: np.ndarray) -> np.ndarray:
-    """The musicnn log-mel frontend [frames, 96], exactly as Essentia's model expects it."""
+    """The musicnn log-mel frontend [frames, 96], framed exactly as Essentia's
+    TensorflowPredictMusiCNN frames it (first frame centred on sample 0), so each
+    patch gives the same embedding as Essentia's own algorithm."""
     es = runtime.essentia_standard()
     frontend = es.TensorflowInputMusiCNN()
     frames = es.FrameGenerator(
         audio,
         frameSize=MUSICNN_FRAME,
         hopSize=MUSICNN_HOP,
-        startFromZero=True,
-        validFrameThresholdRatio=1,
+        startFromZero=False,
+        validFrameThresholdRatio=0,
     )
     return np.array([frontend(frame) for frame in frames], dtype=np.float32)
 

@@ -98,12 +98,44 @@ def test_keys_are_distinct_lowercase_and_name_their_model():
     assert label_keys("nom", "m", ["Hip-Hop", "hip hop"]) == ["nom_m__hip_hop", "nom_m__hip_hop_1"]
 
 
-def test_decoding_the_mel_frontend_and_patches_match_essentias_reference():
-    reference = np.load(REFERENCE)["melspectrogram"]
-    patches = cut_patches(musicnn_mel(decode(JORAM, 16000)), 187)
-    # ffmpeg's resampler is not Essentia's, so equal to within a hair, not bit for bit.
-    assert patches[: len(reference)].shape == reference.shape
-    assert np.abs(patches[: len(reference)] - reference).max() < 0.01
+def test_decoding_and_the_mel_frontend_match_essentias_reference():
+    reference = np.load(REFERENCE)["melspectrogram"].reshape(-1, 96)
+    mel = musicnn_mel(decode(JORAM, 16000))
+    # The reference frames start at sample 0; Essentia's model centres its first frame
+    # there, so the reference's frame k is our frame k + 1.
+    assert np.abs(mel[1 : 1 + len(reference)] - reference).max() < 0.01
+
+
+@pytest.mark.parametrize("clip", [GUITAR, JORAM])
+def test_each_patch_gives_what_essentias_own_musicnn_algorithm_gives(clip):
+    from tagging import runtime
+
+    catalog = get_catalog()
+    msd = next(b for b in catalog.backbones if b.stem == "msd-musicnn-1")
+    es = runtime.essentia_standard()
+    # The same samples into both (decoding is compared on its own below).
+    audio = es.MonoLoader(filename=str(clip), sampleRate=16000)()
+    ours = msd.run_patches(cut_patches(musicnn_mel(audio), 93), 64)[msd.embeddings_output]
+    essentia = es.TensorflowPredictMusiCNN(
+        graphFilename=str(msd.graph), output=msd.embeddings_output
+    )(audio)
+    # Same patches (ours adds one aligned to the end of the track).
+    assert len(ours) == len(essentia) + 1
+    assert np.abs(ours[: len(essentia)] - essentia).max() < 1e-4
+
+
+def test_a_stereo_file_is_mixed_down_as_essentia_does(tmp_path):
+    from tagging import runtime
+
+    stereo = tmp_path / "stereo.flac"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(JORAM), "-ac", "2", "-ar", "44100", str(stereo)],
+        check=True,
+    )
+    ours = decode(stereo, 16000)
+    essentia = runtime.essentia_standard().MonoLoader(filename=str(stereo), sampleRate=16000)()
+    assert len(ours) == len(essentia)
+    assert np.abs(ours - essentia).max() < 1e-4
 
 
 def test_the_last_patch_reaches_the_end_of_the_track():

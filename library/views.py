@@ -1,0 +1,316 @@
+"""Library pages: browse and search the files, one file's scores, scans, analytics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Max, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from library import analytics, consumers, scanning
+from library.models import LibraryFile, LibraryRoot, Scan, TagValue
+from library.roots import OutsideLibrary, resolve_in_library, sync_settings_roots
+from tagging import jobs
+
+PER_PAGE = 50
+TIER_CHOICES = [
+    ("", "any"),
+    ("Tier of the label", [(tier, f"tier {tier}") for tier in analytics.TIERS]),
+    (
+        "In the mood set",
+        [
+            ("strict", "mood_strict (high)"),
+            ("regular", "mood_regular (high or medium)"),
+            ("loose", "mood_loose (any tier but none)"),
+        ],
+    ),
+]
+
+
+# --- browse and search -------------------------------------------------------------
+
+
+class BrowseForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Artist, album or title")
+    mood = forms.ChoiceField(required=False, label="Mood")
+    tier = forms.ChoiceField(required=False, choices=TIER_CHOICES, label="Tier")
+    root = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    folder = forms.CharField(required=False, max_length=4096, widget=forms.HiddenInput)
+
+    def __init__(self, *args, words: dict[str, list], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.words = words
+        self.fields["mood"].choices = [("", "any"), *((w, w) for w in words)]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("mood") and not data.get("tier"):
+            data["tier"] = "regular"
+        if data.get("tier") and not data.get("mood"):
+            self.add_error("mood", "Pick the mood the tier is for.")
+        return data
+
+    @property
+    def searching(self) -> bool:
+        return bool(self.is_valid() and (self.cleaned_data["q"] or self.cleaned_data["mood"]))
+
+
+def search(files: QuerySet, q: str, word: str, tier: str, labels: list) -> QuerySet:
+    """Files whose artist, album or title holds every word of q, and that carry the mood
+    word at the tier (its labels' tier keys) or in the mood set."""
+    for term in q.split():
+        files = files.filter(
+            Q(artist__icontains=term)
+            | Q(album__icontains=term)
+            | Q(title__icontains=term)
+            | Q(album_artist__icontains=term)
+        )
+    if word:
+        if tier in analytics.MOOD_SETS:
+            tagged = TagValue.objects.filter(key=analytics.mood_set_key(tier), value=word)
+        elif labels:
+            tagged = TagValue.objects.filter(key__in=[lb.tier_key for lb in labels], value=tier)
+        else:  # a word of an older model set: its tier keys are not in the catalog
+            suffix = f"__{word.replace(' ', '_')}__tier"
+            tagged = TagValue.objects.filter(
+                key__startswith=analytics.namespace() + "_", key__endswith=suffix, value=tier
+            )
+        files = files.filter(pk__in=tagged.values("file_id"))
+    return files
+
+
+def folder_listing(root: LibraryRoot, folder: str) -> list[dict]:
+    """The folders directly inside folder, each with its number of files (all depths)."""
+    inside = folder.rstrip("/") + "/"
+    children: dict[str, int] = {}
+    rows = (
+        LibraryFile.objects.filter(root=root, folder__startswith=inside)
+        .values_list("folder")
+        .annotate(n=Count("id"))
+    )
+    for path, n in rows:
+        if path.startswith(inside):  # LIKE is case-blind on SQLite: check exactly
+            name = path[len(inside) :].split("/", 1)[0]
+            children[name] = children.get(name, 0) + n
+    return [{"name": n, "path": inside + n, "files": c} for n, c in sorted(children.items())]
+
+
+def breadcrumbs(root: LibraryRoot, folder: str) -> list[dict]:
+    crumbs = [{"name": root.name, "path": root.path}]
+    relative = folder[len(root.path) :].strip("/")
+    path = root.path.rstrip("/")
+    for part in relative.split("/") if relative else []:
+        path = f"{path}/{part}"
+        crumbs.append({"name": part, "path": path})
+    return crumbs
+
+
+def _length(seconds: float | None) -> str:
+    if not seconds:
+        return ""
+    total = round(seconds)
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def _page(request: HttpRequest, files: QuerySet):
+    page = Paginator(files, PER_PAGE).get_page(request.GET.get("page"))
+    moods = analytics.moods_by_file([f.pk for f in page])
+    for f in page:
+        f.moods = moods.get(f.pk, [])
+        f.length = _length(f.duration)
+        f.name = Path(f.path).name
+    return page
+
+
+def roots_overview() -> list[LibraryRoot]:
+    """Every root (those named in NOMARR_LIBRARY_ROOTS get their rows first) with its
+    number of files and its last scan."""
+    sync_settings_roots()
+    roots = list(
+        LibraryRoot.objects.annotate(file_count=Count("files", distinct=True)).order_by("name")
+    )
+    last = {}
+    for scan in Scan.objects.filter(root__in=roots).order_by("root_id", "-pk"):
+        last.setdefault(scan.root_id, scan)
+    for root in roots:
+        root.last_scan = last.get(root.pk)
+    return roots
+
+
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    """Roots, folders and files; search and mood filter (htmx swaps #results)."""
+    words = analytics.mood_words()
+    form = BrowseForm(request.GET, words=words)
+    data = form.cleaned_data if form.is_valid() else {}
+    roots = roots_overview()
+    root = next((r for r in roots if r.pk == data.get("root")), None)
+    if root is None and len(roots) == 1 and not form.searching:
+        root = roots[0]
+    context = {"form": form, "roots": roots, "root": root, "folders": [], "crumbs": []}
+    files = LibraryFile.objects.all()
+    if form.searching:
+        files = search(files, data["q"], data["mood"], data["tier"], words.get(data["mood"], []))
+        context["page"] = _page(request, files.order_by("artist", "album", "track_number", "path"))
+    elif root is not None:
+        folder = data.get("folder") or root.path
+        if folder != root.path and not folder.startswith(root.path.rstrip("/") + "/"):
+            folder = root.path
+        context.update(
+            folder=folder,
+            folders=folder_listing(root, folder),
+            crumbs=breadcrumbs(root, folder),
+            page=_page(request, files.filter(root=root, folder=folder).order_by("path")),
+        )
+    template = "library/index.html"
+    if request.htmx and request.htmx.target == "results":
+        template = "library/_results.html"
+    return render(request, template, context, status=200 if form.is_valid() else 400)
+
+
+# --- one file ----------------------------------------------------------------------
+
+
+def file_context(f: LibraryFile, **extra) -> dict:
+    return {
+        "file": f,
+        "length": _length(f.duration),
+        "groups": analytics.score_groups(f),
+        "mood_sets": analytics.mood_sets(f),
+        **extra,
+    }
+
+
+def raw_tags(f: LibraryFile) -> dict:
+    """Nomarr's tags and the MOOD tag as they are in the file now."""
+    from tagging import writers
+
+    try:
+        tags = writers.read_tags(Path(f.path), settings.NOMARR_NAMESPACE)
+        moods = writers.read_moods(Path(f.path))
+    except writers.TagWriteError as exc:
+        return {"raw_error": str(exc)}
+    return {"raw_tags": dict(sorted(tags.items())), "raw_moods": moods, "raw_shown": True}
+
+
+@login_required
+def file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
+    f = get_object_or_404(LibraryFile.objects.select_related("root"), pk=file_id)
+    return render(request, "library/file.html", file_context(f))
+
+
+@login_required
+def file_tags(request: HttpRequest, file_id: int) -> HttpResponse:
+    """The tags read from the file now: the #raw-tags region for htmx, else the file page."""
+    f = get_object_or_404(LibraryFile.objects.select_related("root"), pk=file_id)
+    if request.htmx:
+        return render(request, "library/_raw_tags.html", {"file": f, **raw_tags(f)})
+    return render(request, "library/file.html", file_context(f, **raw_tags(f)))
+
+
+@login_required
+@require_POST
+def file_retag(request: HttpRequest, file_id: int) -> HttpResponse:
+    """Queue the file for tagging, even if it is tagged by the current models."""
+    f = get_object_or_404(LibraryFile, pk=file_id)
+    try:
+        job, _ = jobs.queue_file(resolve_in_library(f.path), force=True)
+    except (OutsideLibrary, FileNotFoundError) as exc:
+        messages.error(request, f"Cannot tag {f.path}: {exc or 'the file is gone'}")
+        return redirect("library:file", file_id=f.pk)
+    return redirect("job", job_id=job.pk)
+
+
+# --- scans -------------------------------------------------------------------------
+
+
+class ScanStartRefused(Exception):
+    pass
+
+
+def queue_scan(root: LibraryRoot, full: bool) -> None:
+    """Hand a scan of root to the workers (library.tasks.scan_one, via django-q2)."""
+    from django_q.tasks import async_task
+
+    if not root.enabled:
+        raise ScanStartRefused(f"{root} is disabled: enable it in the settings to scan it")
+    fresh = timezone.now() - timedelta(seconds=scanning.STALE_AFTER)
+    running = Scan.objects.filter(root=root, status=Scan.Status.RUNNING, updated_at__gte=fresh)
+    if running.exists():
+        raise ScanStartRefused(f"a scan of {root} is already running (#{running.first().pk})")
+    kind = "full scan" if full else "scan"
+    async_task("library.tasks.scan_one", root.pk, full, task_name=f"{kind} {root}", group="scan")
+
+
+@login_required
+def scans(request: HttpRequest) -> HttpResponse:
+    roots = roots_overview()
+    context = {"roots": roots, "workers": jobs.workers_alive(), **consumers.scans_state()}
+    return render(request, "library/scans.html", context)
+
+
+@login_required
+@require_POST
+def scan_action(request: HttpRequest, root_id: int) -> HttpResponse:
+    """Start a scan or a full scan of a root in the background, or cancel its scan."""
+    root = get_object_or_404(LibraryRoot, pk=root_id)
+    action = request.POST.get("action", "")
+    if action in ("scan", "full"):
+        try:
+            queue_scan(root, full=action == "full")
+        except ScanStartRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            what = "Full scan" if action == "full" else "Scan"
+            note = "" if jobs.workers_alive() else " (no worker is running: it starts with one)"
+            messages.success(request, f"{what} of {root} handed to the workers{note}")
+    elif action == "cancel":
+        n = scanning.cancel_scans(root)
+        consumers.announce()
+        messages.info(request, f"{root}: {n} running scan asked to stop" if n else "No scan running")
+    else:
+        messages.error(request, "Unknown action")
+    return redirect("library:scans")
+
+
+# --- analytics -----------------------------------------------------------------------
+
+
+def heat_rows(labels: list[str], matrix: list[list], top: float, signed: bool) -> list[dict]:
+    """Rows of heatmap cells: blue for positive values, red for negative, by size."""
+    rows = []
+    for label, values in zip(labels, matrix, strict=True):
+        cells = []
+        for value in values:
+            share = 0.0 if value is None or not top else min(1.0, abs(value) / top)
+            colour = "192 57 43" if signed and value is not None and value < 0 else "47 111 223"
+            text = "" if value is None else (f"{value:+.2f}" if signed else str(value))
+            cells.append(
+                {
+                    "text": text,
+                    "style": f"background: rgb({colour} / {share:.2f});"
+                    + (" color: #fff;" if share > 0.55 else ""),
+                }
+            )
+        rows.append({"label": label, "cells": cells})
+    return rows
+
+
+@login_required
+def analytics_page(request: HttpRequest) -> HttpResponse:
+    report = analytics.report()
+    pairs, corr = report["co_occurrence"], report["correlation"]
+    report["co_rows"] = heat_rows(pairs["words"], pairs["matrix"], pairs["max"], signed=False)
+    report["corr_rows"] = heat_rows(corr["labels"], corr["matrix"], 1.0, signed=True)
+    report["last_scan"] = Scan.objects.aggregate(at=Max("finished_at"))["at"]
+    charts = {k: report[k] for k in ("frequencies", "tiers", "by_genre", "by_year")}
+    return render(request, "library/analytics.html", {**report, "charts": charts})
