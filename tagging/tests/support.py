@@ -35,8 +35,9 @@ def wait_until(condition, timeout: float, what: str):
 class ManageProcess:
     """A real `manage.py <command>` on the test database, in its own process group."""
 
-    def __init__(self, argv: list[str], library: Path, log: Path):
+    def __init__(self, argv: list[str], library: Path, log: Path, env: dict | None = None):
         self.argv, self.library, self.log_path, self.proc = argv, library, log, None
+        self.extra_env = env or {}
 
     def start(self, ready=None) -> "ManageProcess":
         env = {
@@ -45,6 +46,7 @@ class ManageProcess:
             "DATABASE_URL": database_url(),
             "NOMARR_LIBRARY_ROOTS": str(self.library),
             "NOMARR_Q_NAME": settings.Q_CLUSTER["name"],
+            **self.extra_env,
             "PYTHONUNBUFFERED": "1",
         }
         self.log = self.log_path.open("ab")

@@ -136,3 +136,61 @@ def test_progress_from_a_worker_process_reaches_a_websocket(cluster, long_track,
     assert (
         "nom_mood_happy_msd_musicnn_1__happy" in seen[-1] or "mood_happy-msd-musicnn-1" in seen[-1]
     )
+
+
+def test_lidarrs_download_webhook_gets_the_file_tagged_by_a_real_worker(
+    library, tmp_path, make_audio, audio_stream_hash
+):
+    """Lidarr (its real payload, its path, the key as a Basic-auth password) posts to a
+    real `manage.py serve`; its real worker tags the file."""
+    import socket
+
+    import requests
+    from rest_framework_api_key.models import APIKey
+
+    from tagging.tests.support import ManageProcess
+
+    album = library / "Artist" / "Album"
+    album.mkdir(parents=True)
+    song = Path(make_audio("flac").rename(album / "01 - Song.flac"))
+    before = audio_stream_hash(song)
+    key = APIKey.objects.create_key(name="lidarr")[1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+
+    def answers():
+        try:
+            return requests.get(base + "/accounts/login/", timeout=5).ok
+        except requests.RequestException:
+            return False
+
+    server = ManageProcess(
+        ["serve", "--port", str(port)],
+        library,
+        tmp_path / "serve.log",
+        env={"NOMARR_PATH_MAP": f"/music={library}"},
+    ).start(ready=lambda: answers() and jobs.workers_alive() > 0)
+    try:
+        payload = {
+            "eventType": "Download",
+            "artist": {"id": 12, "name": "Artist", "path": "/music/Artist"},
+            "album": {"id": 3, "title": "Album"},
+            "trackFiles": [
+                {"id": 7, "path": "/music/Artist/Album/01 - Song.flac", "quality": "FLAC"}
+            ],
+            "isUpgrade": False,
+            "instanceName": "Lidarr",
+        }
+        refused = requests.post(base + "/api/v1/lidarr", json=payload, auth=("lidarr", "wrong"))
+        assert refused.status_code == 401
+        response = requests.post(base + "/api/v1/lidarr", json=payload, auth=("lidarr", key))
+        assert response.status_code == 202, response.text
+        job = Job.objects.get(path=str(song))
+        job = wait_until(lambda: finished(job), 180, "the worker to tag the file")
+        assert job.status == "done", job.error
+        assert writers.read_tags(song, "nom")["nom_version"] == [get_catalog().fingerprint]
+        assert audio_stream_hash(song) == before
+    finally:
+        server.stop()
