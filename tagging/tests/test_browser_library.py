@@ -9,7 +9,8 @@ import shutil
 import pytest
 from django.conf import settings
 
-from library.models import LibraryFile, Scan
+from library.models import LibraryFile, LibraryRoot, Scan
+from library.scanning import run_scan, start_scan
 from library.tests.test_pages import tag_file
 from tagging.tests.test_browser import SHOTS, browser_page, server  # noqa: F401 (fixtures)
 
@@ -65,6 +66,18 @@ def test_a_person_scans_browses_and_reads_analytics_in_the_browser(
     row = page.inner_text(f"#scan-row-{scan.pk}")
     assert "done" in row and "4" in row
     page.screenshot(path=SHOTS / "library-scans.png", full_page=True)
+
+    # A scan that is running shows its counters live, and can be cancelled.
+    running = start_scan(LibraryRoot.objects.get())
+    Scan.objects.filter(pk=running.pk).update(seen=3, read=2, new=1)
+    page.wait_for_selector(f"#scan-{running.pk} .scan-seen:text('3')")
+    page.screenshot(path=SHOTS / "library-scan-running.png", full_page=True)
+    page.click("#scan-roots button[value=cancel]")
+    page.wait_for_selector(f"#scan-{running.pk} >> text=cancelling")
+    # The scanner reads the flag once a second; four files take less: it ends "done".
+    finished = run_scan(running)
+    page.wait_for_selector(f"#scan-row-{running.pk} td.status-{finished.status}")
+    assert page.locator("#no-scan-running").is_visible()
 
     page.click("nav >> text=Library")
     page.wait_for_selector("#folders")

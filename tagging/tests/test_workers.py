@@ -183,9 +183,10 @@ def test_lidarrs_download_webhook_gets_the_file_tagged_by_a_real_worker(
             "isUpgrade": False,
             "instanceName": "Lidarr",
         }
-        refused = requests.post(base + "/api/v1/lidarr", json=payload, auth=("lidarr", "wrong"))
+        url = base + "/api/v1/lidarr"
+        refused = requests.post(url, json=payload, auth=("lidarr", "wrong"), timeout=30)
         assert refused.status_code == 401
-        response = requests.post(base + "/api/v1/lidarr", json=payload, auth=("lidarr", key))
+        response = requests.post(url, json=payload, auth=("lidarr", key), timeout=30)
         assert response.status_code == 202, response.text
         job = Job.objects.get(path=str(song))
         job = wait_until(lambda: finished(job), 180, "the worker to tag the file")
