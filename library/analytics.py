@@ -155,7 +155,9 @@ def score_groups(file: LibraryFile) -> dict[str, list[dict]]:
     for ident, score in scores.items():
         score["tier"] = tiers.get(ident, "")
         groups.setdefault(score["model"], []).append(score)
-    return {model: sorted(rows, key=lambda s: -s["score"]) for model, rows in sorted(groups.items())}
+    return {
+        model: sorted(rows, key=lambda s: -s["score"]) for model, rows in sorted(groups.items())
+    }
 
 
 def mood_sets(file: LibraryFile) -> dict[str, list[str]]:
@@ -273,7 +275,10 @@ def correlation(sample: int = CORRELATION_SAMPLE) -> dict:
             matrix[i][j] = matrix[j][i] = r
     # A label that scored the same everywhere correlates with nothing: left out.
     keep = [i for i in range(len(labels)) if matrix[i][i] is not None]
-    titles = [labels[i].label if labels[i].two_class else f"{labels[i].label} ({labels[i].model})" for i in keep]
+    titles = [
+        labels[i].label if labels[i].two_class else f"{labels[i].label} ({labels[i].model})"
+        for i in keep
+    ]
     return {
         "labels": titles,
         "matrix": [[matrix[i][j] for j in keep] for i in keep],

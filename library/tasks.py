@@ -32,17 +32,21 @@ def scan_library(full: bool = False) -> dict[str, str]:
     return outcome
 
 
-def scan_one(root_id: int, full: bool = False) -> str:
-    """Scan one root (the admin's "scan now")."""
+def scan_one(root_id: int, full: bool = False, trigger: str = "admin") -> str:
+    """Scan one root (the admin's or the web page's "scan now")."""
     root = LibraryRoot.objects.filter(pk=root_id).first()
     if root is None:
         return "no such root"
-    return _scan(root, full, "admin", _budget())
+    return _scan(root, full, trigger, _budget())
 
 
 def _scan(root: LibraryRoot, full: bool, trigger: str, budget: float) -> str:
+    from library.consumers import announce
+
     try:
-        scan = scanning.scan_root(root, full=full, trigger=trigger, time_budget=budget)
+        scan = scanning.scan_root(
+            root, full=full, trigger=trigger, time_budget=budget, on_progress=announce
+        )
     except scanning.ScanRefused as exc:
         log.info("%s", exc)
         return f"refused: {exc}"

@@ -22,6 +22,8 @@ from library.roots import OutsideLibrary, resolve_in_library, sync_settings_root
 from tagging import jobs
 
 PER_PAGE = 50
+#: Words of a search that count (each adds four LIKE conditions).
+MAX_TERMS = 8
 TIER_CHOICES = [
     ("", "any"),
     ("Tier of the label", [(tier, f"tier {tier}") for tier in analytics.TIERS]),
@@ -67,7 +69,7 @@ class BrowseForm(forms.Form):
 def search(files: QuerySet, q: str, word: str, tier: str, labels: list) -> QuerySet:
     """Files whose artist, album or title holds every word of q, and that carry the mood
     word at the tier (its labels' tier keys) or in the mood set."""
-    for term in q.split():
+    for term in q.split()[:MAX_TERMS]:
         files = files.filter(
             Q(artist__icontains=term)
             | Q(album__icontains=term)
@@ -171,10 +173,10 @@ def index(request: HttpRequest) -> HttpResponse:
             crumbs=breadcrumbs(root, folder),
             page=_page(request, files.filter(root=root, folder=folder).order_by("path")),
         )
-    template = "library/index.html"
     if request.htmx and request.htmx.target == "results":
-        template = "library/_results.html"
-    return render(request, template, context, status=200 if form.is_valid() else 400)
+        # htmx swaps only successful responses: a form error comes as a 200 region.
+        return render(request, "library/_results.html", context)
+    return render(request, "library/index.html", context, status=200 if form.is_valid() else 400)
 
 
 # --- one file ----------------------------------------------------------------------
@@ -248,7 +250,9 @@ def queue_scan(root: LibraryRoot, full: bool) -> None:
     if running.exists():
         raise ScanStartRefused(f"a scan of {root} is already running (#{running.first().pk})")
     kind = "full scan" if full else "scan"
-    async_task("library.tasks.scan_one", root.pk, full, task_name=f"{kind} {root}", group="scan")
+    async_task(
+        "library.tasks.scan_one", root.pk, full, "web", task_name=f"{kind} {root}", group="scan"
+    )
 
 
 @login_required
@@ -276,7 +280,7 @@ def scan_action(request: HttpRequest, root_id: int) -> HttpResponse:
     elif action == "cancel":
         n = scanning.cancel_scans(root)
         consumers.announce()
-        messages.info(request, f"{root}: {n} running scan asked to stop" if n else "No scan running")
+        messages.info(request, f"{root}: scan asked to stop" if n else f"{root}: no scan running")
     else:
         messages.error(request, "Unknown action")
     return redirect("library:scans")

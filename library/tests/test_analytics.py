@@ -106,7 +106,8 @@ def test_the_page_draws_the_charts_from_json(admin_client, known):
     assert 'id="files-tagged">5<' in text
     # The heatmaps are tables: the happy/party cell is coloured, its value shown.
     correlation = text[text.index('id="correlation"') :]
-    assert re.search(r'<td style="background: rgb\(47 111 223 / 0\.9\d\);[^"]*">\+0\.9\d</td>', correlation)
+    blue = r'<td style="background: rgb\(47 111 223 / 0\.9\d\);[^"]*">\+0\.9\d</td>'
+    assert re.search(blue, correlation)
     assert re.search(r'rgb\(192 57 43 / 0\.\d\d\);[^"]*">-0\.\d\d</td>', correlation)
 
 

@@ -9,12 +9,14 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from library.consumers import render_live
+from library.consumers import announce, render_live
 from library.models import Scan
 from library.scanning import scan_root, start_scan
 from nomarr_site.asgi import application
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# scaleout: bin/test runs these again with channels-redis, where the consumer does not
+# watch the database but is told by the scan (its on_progress callback) and the page.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.scaleout]
 
 
 def headers_for(user=None) -> list[tuple[bytes, bytes]]:
@@ -51,10 +53,10 @@ def test_a_scan_is_seen_from_start_to_finish(admin_user, root_row, add):
         add(f"Album/{n}.flac")
 
     async def a_scan_runs():
-        await sync_to_async(scan_root)(root_row)
+        await sync_to_async(scan_root)(root_row, on_progress=announce)
 
     messages = async_to_sync(watch)(
-        headers_for(admin_user), a_scan_runs, until=lambda m: "scan-status\">done<" in m
+        headers_for(admin_user), a_scan_runs, until=lambda m: 'scan-status">done<' in m
     )
     first, last = messages[0], messages[-1]
     assert first.startswith('<div id="scans-live">') and 'id="no-scan-running"' in first

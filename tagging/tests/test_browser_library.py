@@ -16,15 +16,15 @@ from tagging.tests.test_browser import SHOTS, browser_page, server  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SONGS = [
+SONGS = [  # path, scores, then artist, album, title, genre and date
     ("Bright Band/Sunny Days/01 Joy.flac", {"happy": 0.92, "party": 0.85, "rock": 0.6},
-     {"artist": "Bright Band", "album": "Sunny Days", "title": "Joy", "genre": "Pop", "date": "2011"}),
+     "Bright Band", "Sunny Days", "Joy", "Pop", "2011"),
     ("Bright Band/Sunny Days/02 Dance.flac", {"happy": 0.78, "party": 0.95, "danceable": 0.9},
-     {"artist": "Bright Band", "album": "Sunny Days", "title": "Dance All Night", "genre": "Pop", "date": "2012"}),
+     "Bright Band", "Sunny Days", "Dance All Night", "Pop", "2012"),
     ("Grey Skies/Rain/01 Rain.flac", {"happy": 0.1, "sad": 0.95, "relaxed": 0.8, "rock": 0.2},
-     {"artist": "Grey Skies", "album": "Rain", "title": "Falling Rain", "genre": "Ambient", "date": "1998"}),
+     "Grey Skies", "Rain", "Falling Rain", "Ambient", "1998"),
     ("Grey Skies/Rain/02 Storm.flac", {"happy": 0.2, "sad": 0.7, "aggressive": 0.85, "rock": 0.9},
-     {"artist": "Grey Skies", "album": "Rain", "title": "Storm", "genre": "Rock", "date": "1998"}),
+     "Grey Skies", "Rain", "Storm", "Rock", "1998"),
 ]  # fmt: skip
 
 
@@ -33,11 +33,11 @@ def tagged_library(library, make_audio):
     """Four real FLAC files carrying the tags Nomarr's pipeline writes (written by its
     writer, with the current model set's version, so the scan queues nothing)."""
     clip = make_audio("flac")
-    for relative, scores, common in SONGS:
+    for relative, scores, artist, album, title, genre, date in SONGS:
         target = library / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(clip, target)
-        tag_file(target, scores, **common)
+        tag_file(target, scores, artist=artist, album=album, title=title, genre=genre, date=date)
     return library
 
 
