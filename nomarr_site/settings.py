@@ -217,11 +217,13 @@ NOMARR_NAMESPACE = env_str("NOMARR_NAMESPACE", "nom").strip().lower()
 NOMARR_WRITE_MOOD = env_bool("NOMARR_WRITE_MOOD", True)
 # Tracks shorter than this many seconds are skipped.
 NOMARR_MIN_DURATION = env_float("NOMARR_MIN_DURATION", 7.0)
-# Hop between musicnn patches, in mel frames (187 frames = one 3 s patch, no overlap).
-# Essentia's default is 93 (half overlap); see benchmarks/bench_pipeline.py.
-NOMARR_PATCH_HOP = env_int("NOMARR_PATCH_HOP", 187)
-# Patches fed to a backbone in one call.
-NOMARR_BATCH_SIZE = env_int("NOMARR_BATCH_SIZE", 64)
+# Hop between musicnn patches, in mel frames (a patch is 187 frames, 3 s). 93 is
+# Essentia's default (half overlap): 99 % of tier decisions as Essentia's own models;
+# 187 halves the work at ~96 % (benchmarks/bench_pipeline.py measures both).
+NOMARR_PATCH_HOP = env_int("NOMARR_PATCH_HOP", 93)
+# Patches fed to a backbone in one call: small batches are ~10 % faster on a CPU
+# (benchmarks/bench_pipeline.py --batch-sizes); a GPU wants larger ones.
+NOMARR_BATCH_SIZE = env_int("NOMARR_BATCH_SIZE", 4)
 # Library roots, separated by ':'.
 NOMARR_LIBRARY_ROOTS = [
     Path(p).expanduser().resolve() for p in env_list("NOMARR_LIBRARY_ROOTS", [], sep=":")
