@@ -208,7 +208,7 @@ def test_starting_a_scan_from_the_page_hands_it_to_the_workers(admin_client, roo
     assert b"handed to the workers" in response.content
     [task] = queued_tasks()
     assert task["func"] == "library.tasks.scan_one"
-    assert task["args"] == (root_row.pk, True)
+    assert task["args"] == (root_row.pk, True, "web")
     assert not Scan.objects.exists()  # nothing ran in the request
 
 
