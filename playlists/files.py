@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +25,11 @@ from django.conf import settings
 from library.models import LibraryFile
 from library.roots import library_roots
 from playlists.models import WrittenPlaylist
+from tagging.convert import write_atomically
 
 MARKER = "Written by Nomarr"
 NSP_COMMENT_NOTE = f"{MARKER}; regenerating it overwrites this file."
 M3U_NOTE = f"# {MARKER}; exporting it again overwrites this file."
-TEMP_PREFIX = ".nomarr-"
 MAX_READ = 1024 * 1024
 
 
@@ -125,18 +124,7 @@ def check_ours(target: Path, kind: str) -> bool:
 
 def _write(target: Path, data: bytes, kind: str) -> bool:
     replaced = check_ours(target, kind)
-    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, target)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    write_atomically(target, data)
     return replaced
 
 

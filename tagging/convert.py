@@ -135,8 +135,11 @@ def freeze_checkpoint(checkpoint_dir: Path) -> bytes:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write beside the target and rename, so a half-written model never lands."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    """Write beside the target and rename, so a half-written file never lands.
+
+    The temp name (`.nomarr-*.tmp`) is one that model discovery, the library scanner
+    and Navidrome all pass over."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".nomarr-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
