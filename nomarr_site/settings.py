@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "django_htmx",
     "axes",
@@ -300,6 +301,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Queue audio files for tagging, follow jobs, and receive Lidarr's webhook.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc served from the app itself: users may be offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 # Seconds POST /api/v1/tag waits for its jobs when the request does not say (0: don't wait).
 NOMARR_TAG_WAIT = env_float("NOMARR_TAG_WAIT", 0.0)

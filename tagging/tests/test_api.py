@@ -8,6 +8,7 @@ heartbeat in the cache, as a real cluster does, and runs `jobs.run` in a thread.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -559,6 +560,12 @@ def test_the_schema_documents_every_endpoint(live_server, library):
     assert {"bearerAuth", "apiKeyHeader", "basicAuth", "cookieAuth"} <= set(schemes)
     docs = requests.get(f"{live_server.url}/api/v1/docs/", timeout=30)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    # The docs pages load their scripts from Nomarr itself, not a CDN (users may be offline).
+    assert "cdn" not in docs.text.lower() and "/static/drf_spectacular_sidecar/" in docs.text
+    bundle = re.search(r'src="(/static/drf_spectacular_sidecar/[^"]+\.js)"', docs.text).group(1)
+    assert requests.get(live_server.url + bundle, timeout=30).status_code == 200
+    redoc = requests.get(f"{live_server.url}/api/v1/redoc/", timeout=30)
+    assert redoc.status_code == 200 and "cdn" not in redoc.text.lower()
 
 
 @pytest.mark.django_db
