@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tagging.tests.support import database_url
+
 FORMATS = ["mp3", "flac", "ogg", "opus", "m4a", "wav", "aiff"]
 #: The user's tags every fixture clip carries (see the project's conftest.py).
 TITLE, ARTIST, ALBUM = "Solipsism (fixture)", "Joram", "Moments of Clarity"
-
-
-def database_url() -> str:
-    """The test database, as a URL another process can open."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 def manage(*args: str, library: Path, prefix: tuple[str, ...] = (), timeout: float = 60):

@@ -13,19 +13,11 @@ from library.consumers import announce, render_live
 from library.models import Scan
 from library.scanning import scan_root, start_scan
 from nomarr_site.asgi import application
+from tagging.tests.support import websocket_headers
 
 # scaleout: bin/test runs these again with channels-redis, where the consumer does not
 # watch the database but is told by the scan (its on_progress callback) and the page.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.scaleout]
-
-
-def headers_for(user=None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    if user is not None:
-        client = Client()
-        client.force_login(user)
-        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
-    return headers
 
 
 async def watch(headers, change=None, until=None, timeout: float = 10) -> list[str]:
@@ -45,7 +37,7 @@ async def watch(headers, change=None, until=None, timeout: float = 10) -> list[s
 
 
 def test_the_anonymous_get_a_closed_socket():
-    assert async_to_sync(watch)(headers_for()) == ["closed 4401"]
+    assert async_to_sync(watch)(websocket_headers()) == ["closed 4401"]
 
 
 def test_a_scan_is_seen_from_start_to_finish(admin_user, root_row, add):
@@ -56,7 +48,7 @@ def test_a_scan_is_seen_from_start_to_finish(admin_user, root_row, add):
         await sync_to_async(scan_root)(root_row, on_progress=announce)
 
     messages = async_to_sync(watch)(
-        headers_for(admin_user), a_scan_runs, until=lambda m: 'scan-status">done<' in m
+        websocket_headers(admin_user), a_scan_runs, until=lambda m: 'scan-status">done<' in m
     )
     first, last = messages[0], messages[-1]
     assert first.startswith('<div id="scans-live">') and 'id="no-scan-running"' in first
@@ -76,7 +68,7 @@ def test_a_running_scans_counters_and_cancel_flag_are_pushed(admin_user, root_ro
         await sync_to_async(client.post)(f"/library/scans/{root_row.pk}/", {"action": "cancel"})
 
     messages = async_to_sync(watch)(
-        headers_for(admin_user), progress_then_cancel, until=lambda m: "cancelling" in m
+        websocket_headers(admin_user), progress_then_cancel, until=lambda m: "cancelling" in m
     )
     assert f'id="scan-{running.pk}"' in messages[0] and 'class="scan-seen">0<' in messages[0]
     assert 'class="scan-seen">7<' in messages[-1] and "cancelling" in messages[-1]

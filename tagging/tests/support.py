@@ -72,3 +72,16 @@ class ManageProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+
+
+def websocket_headers(user=None) -> list[tuple[bytes, bytes]]:
+    """Headers a browser on this site sends when opening a websocket (with the
+    session cookie of user, if given)."""
+    from django.test import Client
+
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return headers

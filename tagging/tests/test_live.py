@@ -3,21 +3,12 @@
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 
 from nomarr_site.asgi import application
 from tagging.models import Job
+from tagging.tests.support import websocket_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def headers_for(user=None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    if user is not None:
-        client = Client()
-        client.force_login(user)
-        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
-    return headers
 
 
 async def first_messages(path: str, headers, change=None, count: int = 1) -> list[str]:
@@ -36,11 +27,11 @@ async def first_messages(path: str, headers, change=None, count: int = 1) -> lis
 
 @pytest.mark.parametrize("path", ["/ws/dashboard/", "/ws/jobs/1/"])
 def test_the_anonymous_get_a_closed_socket(path):
-    assert async_to_sync(first_messages)(path, headers_for()) == ["closed 4401"]
+    assert async_to_sync(first_messages)(path, websocket_headers()) == ["closed 4401"]
 
 
 def test_a_foreign_origin_is_refused(admin_user):
-    headers = [(b"origin", b"http://evil.example"), *headers_for(admin_user)[1:]]
+    headers = [(b"origin", b"http://evil.example"), *websocket_headers(admin_user)[1:]]
     messages = async_to_sync(first_messages)("/ws/dashboard/", headers)
     assert messages[0].startswith("closed")
 
@@ -57,7 +48,7 @@ def test_the_dashboard_shows_the_current_state_at_once_and_then_changes(admin_us
         )
 
     first, update = async_to_sync(first_messages)(
-        "/ws/dashboard/", headers_for(admin_user), a_job_progresses
+        "/ws/dashboard/", websocket_headers(admin_user), a_job_progresses
     )
     assert 'id="live"' in first
     assert 'id="count-pending">1<' in first and 'id="count-running">1<' in first
@@ -79,7 +70,7 @@ def test_a_job_page_socket_sends_that_jobs_scores_when_it_finishes(admin_user):
         )
 
     first, update = async_to_sync(first_messages)(
-        f"/ws/jobs/{job.pk}/", headers_for(admin_user), it_finishes
+        f"/ws/jobs/{job.pk}/", websocket_headers(admin_user), it_finishes
     )
     assert 'id="job-status" class="status-running">running<' in first
     assert 'id="job-status" class="status-done">done<' in update
