@@ -45,17 +45,11 @@ SOURCE_CLIP = (
     / ("joram-moments_of_clarity-08-solipsism-59-88.mp3")
 )
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
-ENCODERS = {
-    "mp3": ["-c:a", "libmp3lame", "-q:a", "9"],
-    "flac": ["-c:a", "flac", "-compression_level", "0"],
-    "ogg": ["-c:a", "libvorbis", "-q:a", "0"],
-    "opus": ["-c:a", "libopus", "-b:a", "24k"],
-    "m4a": ["-c:a", "aac", "-b:a", "32k"],
-    "wav": ["-c:a", "pcm_s16le"],
-    "aiff": ["-c:a", "pcm_s16be"],
-}
 TRACKS_PER_ALBUM, ALBUMS_PER_ARTIST = 10, 10
 sys.path.insert(0, str(ROOT))
+
+# The same encoders the test fixtures use (one list of formats Nomarr handles).
+from conftest import AUDIO_FORMATS as ENCODERS  # noqa: E402
 
 
 def setup_django(library: Path) -> None:
