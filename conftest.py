@@ -4,6 +4,9 @@ The clips are converted once per test session from the shared fixture MP3 with
 ffmpeg and given "foreign" tags (tags that belong to the user, not to Nomarr)
 and embedded cover art, so tests can check that Nomarr never touches them.
 Tests get a private copy through ``make_audio`` because tagging modifies files.
+
+Libraries are made here too, in one way: ``make_library`` (a root folder named in the
+settings, optionally with its LibraryRoot row) and the default ``library`` built from it.
 """
 
 from __future__ import annotations
@@ -12,12 +15,17 @@ import base64
 import shutil
 import struct
 import subprocess
+import uuid
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from library.models import LibraryRoot
 
 SHARED_DIR = Path(__file__).resolve().parent.parent / "shared"
 SOURCE_CLIP = SHARED_DIR / "fixtures" / "audio" / "joram-moments_of_clarity-08-solipsism-59-88.mp3"
@@ -197,3 +205,64 @@ def audio_stream_hash() -> Callable[[Path], str]:
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
     return _audio_stream_hash
+
+
+def _root_row(root: Path, auto_tag: bool) -> LibraryRoot:
+    """The LibraryRoot row of a settings root (made as a scan makes it), auto-tag as given."""
+    from library.models import LibraryRoot
+    from library.roots import sync_settings_roots
+
+    sync_settings_roots()
+    row = LibraryRoot.objects.get(path=str(root))
+    row.auto_tag = auto_tag
+    row.save()
+    return row
+
+
+@pytest.fixture
+def make_library(tmp_path: Path, settings) -> Callable[..., Path]:
+    """Factory: ``make_library()`` -> an empty library root, a real (resolved) folder.
+
+    Each call adds a root to ``NOMARR_LIBRARY_ROOTS``, as a user's settings name them.
+    ``folder`` is where, under tmp_path: ``""`` makes tmp_path itself the root, so every
+    ``make_audio`` copy lies inside the library. ``auto_tag=True`` or ``False`` also gives
+    the root its LibraryRoot row (a database test), with auto-tag on or off; by default
+    the row is left to whatever first needs it, as in a fresh install.
+    """
+    roots: list[Path] = []
+
+    def make(folder: str = "music", auto_tag: bool | None = None) -> Path:
+        root = (tmp_path / folder).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        roots.append(root)
+        settings.NOMARR_LIBRARY_ROOTS = list(roots)
+        if auto_tag is not None:
+            _root_row(root, auto_tag)
+        return root
+
+    return make
+
+
+@pytest.fixture
+def library(make_library: Callable[..., Path]) -> Path:
+    """The one library root, tmp_path/music, empty; a test that needs another kind asks
+    ``make_library`` (in its own ``library`` fixture when a whole module does)."""
+    return make_library()
+
+
+@pytest.fixture
+def root_row(library: Path) -> LibraryRoot:
+    """The default library's LibraryRoot row, auto-tag off unless a test turns it on."""
+    return _root_row(library, auto_tag=False)
+
+
+@pytest.fixture
+def private_cache(settings) -> None:
+    """A cache of this test's own, so worker heartbeats from a cluster some other process
+    runs (another test run, a developer's server) cannot count as workers here."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-{uuid.uuid4()}",
+        }
+    }

@@ -16,7 +16,13 @@ def main():
             "available on your PYTHONPATH environment variable? Did you "
             "forget to activate a virtual environment?"
         ) from exc
-    execute_from_command_line(sys.argv)
+    from nomarr_site.env import SettingError
+
+    try:
+        execute_from_command_line(sys.argv)
+    except SettingError as exc:
+        # A setting Nomarr cannot use: say which, without a traceback.
+        sys.exit(f"Nomarr's settings: {exc}")
 
 
 if __name__ == "__main__":

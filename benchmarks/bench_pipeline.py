@@ -381,14 +381,14 @@ def main(argv=None) -> int:
     from django.conf import settings
 
     from tagging import catalog as catalog_mod
-    from tagging import pipeline, runtime
+    from tagging import keys, pipeline, runtime
 
     hops = [int(h) for h in args.hops.split(",") if h.strip()]
     default_hop = settings.NOMARR_PATCH_HOP
     if default_hop not in hops:
         hops.append(default_hop)
     batch = args.batch_size or settings.NOMARR_BATCH_SIZE
-    namespace = settings.NOMARR_NAMESPACE
+    namespace = keys.namespace()
     started, stall_start = time.perf_counter(), cpu_stall_us()
 
     print(

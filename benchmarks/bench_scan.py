@@ -141,6 +141,9 @@ def track_path(library: Path, i: int, fmt: str) -> Path:
 
 
 def track_tags(i: int, nom_keys: int, version: str = "1") -> tuple[dict, dict]:
+    # Settings are not set up while the library is built: the default namespace, named.
+    from tagging.keys import score_key, version_key
+
     album, track = divmod(i, TRACKS_PER_ALBUM)
     artist, album_no = divmod(album, ALBUMS_PER_ARTIST)
     fields = {
@@ -153,8 +156,11 @@ def track_tags(i: int, nom_keys: int, version: str = "1") -> tuple[dict, dict]:
     rng = random.Random(i)
     nom = {}
     if nom_keys and i % 2 == 0:
-        nom = {f"nom_model_{k:03d}__label": f"{rng.random():.3f}" for k in range(nom_keys)}
-        nom["nom_version"] = "nomarr1-benchmark000"
+        nom = {
+            score_key(f"model_{k:03d}", "label", "nom"): f"{rng.random():.3f}"
+            for k in range(nom_keys)
+        }
+        nom[version_key("nom")] = "nomarr1-benchmark000"
     return fields, nom
 
 
@@ -215,16 +221,15 @@ def floor_mutagen(paths: list[Path]) -> float:
 
 def naive_scan(paths: list[Path]) -> float:
     """The obvious ORM way: one get_or_create per file, one INSERT per tag value."""
-    from django.conf import settings
-
     from library.metadata import read_file
     from library.models import LibraryFile, LibraryRoot, TagValue
-    from library.scanning import tag_number
+    from library.rows import tag_number
+    from tagging.keys import namespace
 
     root, _ = LibraryRoot.objects.get_or_create(path="/naive-baseline", defaults={"enabled": False})
     started = time.perf_counter()
     for path in paths:
-        info = read_file(str(path), path.stat(), settings.NOMARR_NAMESPACE)
+        info = read_file(str(path), path.stat(), namespace())
         row, _ = LibraryFile.objects.get_or_create(
             path=f"/naive-baseline{path}",
             defaults={"root": root, "folder": str(path.parent), "size": info.size,
@@ -329,7 +334,7 @@ def main() -> None:
         write_tags(path, *track_tags(i, args.nom_keys))
 
     if args.queue:
-        from library.scanning import queue_outdated
+        from library.autotag import queue_outdated
 
         root.auto_tag = True
         root.save()

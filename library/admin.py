@@ -4,7 +4,7 @@ started and cancelled; files and their tags can be browsed."""
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 
-from library import scanning
+from library import scanning, tasks
 from library.models import LibraryFile, LibraryRoot, Scan, TagValue
 from library.roots import sync_settings_roots
 
@@ -27,13 +27,15 @@ class LibraryRootAdmin(admin.ModelAdmin):
         return str(scan) if scan else "-"
 
     def _queue(self, request, queryset: QuerySet[LibraryRoot], full: bool) -> None:
-        from django_q.tasks import async_task
-
+        started = 0
         for root in queryset:
-            async_task(
-                "library.tasks.scan_one", root.pk, full, task_name=f"scan {root}", group="scan"
-            )
-        self.message_user(request, f"{queryset.count()} scans handed to the workers")
+            try:
+                tasks.start_scan(root, full=full, trigger="admin")
+            except scanning.ScanRefused as exc:
+                self.message_user(request, str(exc), level=messages.WARNING)
+            else:
+                started += 1
+        self.message_user(request, f"{started} scans handed to the workers")
 
     @admin.action(description="Scan selected roots now")
     def scan_now(self, request, queryset: QuerySet[LibraryRoot]) -> None:
@@ -69,7 +71,7 @@ class ScanAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected running scans")
     def cancel(self, request, queryset: QuerySet[Scan]) -> None:
-        n = queryset.filter(status=Scan.Status.RUNNING).update(cancel_requested=True)
+        n = queryset.cancel()
         self.message_user(request, f"{n} running scans asked to stop")
         if not n:
             self.message_user(request, "none of them was running", level=messages.WARNING)

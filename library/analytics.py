@@ -1,9 +1,8 @@
 """What the library's Nomarr tags say, for the library and analytics pages.
 
-Nomarr's keys are `<ns>_<model>__<label>` (a score), `<ns>_<model>__<label>__tier` (a
-two-class head's tier) and `<ns>_mood_<set>` (mood words); see the README. Which keys
-exist comes from the model catalog (the heads and their labels), so every query
-here names its keys and uses the TagValue (key, value) and (key, number) indexes.
+Nomarr's keys (scores, tiers, mood sets; tagging.keys builds and parses them) come
+from the model catalog (the heads and their labels), so every query here names its
+keys and uses the TagValue (key, value) and (key, number) indexes.
 Counting happens in the database; only the correlation needs the scores themselves,
 and it reads a capped sample.
 """
@@ -14,28 +13,19 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-from django.conf import settings
 from django.db import connection
 from django.db.models import Avg, Count
 
 from library.models import LibraryFile, TagValue
+from tagging import keys
+from tagging.catalog import get_catalog, is_negation
 
-TIERS = ("high", "medium", "low", "none")
-MOOD_SETS = ("strict", "regular", "loose")
 #: Files read for the correlation matrix (the most recently added tagged files).
 CORRELATION_SAMPLE = 5000
 #: Backbone labels shown beside the two-class heads in the correlation matrix.
 SELECTED_LABELS = ("rock", "pop", "electronic", "jazz", "hip_hop", "classical")
 #: Genres shown in "scores by genre" (the most common ones).
 TOP_GENRES = 12
-
-
-def namespace() -> str:
-    return settings.NOMARR_NAMESPACE
-
-
-def mood_set_key(name: str) -> str:
-    return f"{namespace()}_mood_{name}"
 
 
 @dataclass(frozen=True)
@@ -50,24 +40,19 @@ class Label:
 
     @property
     def tier_key(self) -> str:
-        return self.key + "__tier"
+        return keys.tier_key_for(self.key)
 
     @property
     def word(self) -> str:
-        from tagging.pipeline import mood_word
-
-        return mood_word(self.label)
+        return keys.mood_word(self.label)
 
 
 def catalog_labels() -> list[Label]:
     """Every label of every loaded head, in catalog order."""
-    from tagging.catalog import get_catalog, is_negation
-    from tagging.pipeline import label_keys
-
     labels = []
     for head in get_catalog().heads:
-        keys = label_keys(namespace(), head.stem, head.labels)
-        for label, key in zip(head.labels, keys, strict=True):
+        head_keys = keys.label_keys(head.stem, head.labels)
+        for label, key in zip(head.labels, head_keys, strict=True):
             mood = head.is_mood and head.is_two_class and not is_negation(label)
             labels.append(Label(head.stem, label, key, head.is_two_class, mood))
     return labels
@@ -86,7 +71,7 @@ def mood_words() -> dict[str, list[Label]]:
     words: dict[str, list[Label]] = defaultdict(list)
     for label in mood_labels():
         words[label.word].append(label)
-    stored = TagValue.objects.filter(key=mood_set_key("loose")).values_list("value", flat=True)
+    stored = TagValue.objects.filter(key=keys.mood_set_key("loose")).values_list("value", flat=True)
     for word in stored.distinct():
         words.setdefault(word, [])
     return dict(sorted(words.items()))
@@ -94,37 +79,19 @@ def mood_words() -> dict[str, list[Label]]:
 
 def correlation_labels() -> list[Label]:
     """The first non-negation label of each two-class head, and a few backbone labels."""
-    from tagging.catalog import is_negation
-    from tagging.pipeline import slug
-
     chosen, heads, picked = [], set(), set()
     for label in catalog_labels():
         if label.two_class:
             if label.model not in heads and not is_negation(label.label):
                 heads.add(label.model)
                 chosen.append(label)
-        elif slug(label.label) in SELECTED_LABELS and slug(label.label) not in picked:
-            picked.add(slug(label.label))
+        elif keys.slug(label.label) in SELECTED_LABELS and keys.slug(label.label) not in picked:
+            picked.add(keys.slug(label.label))
             chosen.append(label)
     return chosen
 
 
 # --- one file --------------------------------------------------------------------
-
-
-def parse_key(key: str) -> tuple[str, str, bool] | None:
-    """(model slug, label slug, is a tier) for a Nomarr score or tier key, else None."""
-    prefix = namespace() + "_"
-    if not key.startswith(prefix):
-        return None
-    model, sep, label = key[len(prefix) :].partition("__")
-    if not sep or not model or not label:
-        return None
-    tier = label.endswith("__tier")
-    label = label.removesuffix("__tier")
-    if "__" in label:
-        return None
-    return model, label, tier
 
 
 def score_groups(file: LibraryFile) -> dict[str, list[dict]]:
@@ -136,11 +103,11 @@ def score_groups(file: LibraryFile) -> dict[str, list[dict]]:
     scores: dict[tuple[str, str], dict] = {}
     tiers: dict[tuple[str, str], str] = {}
     for key, value, number in file.tags.values_list("key", "value", "number"):
-        parsed = parse_key(key)
-        if parsed is None:
+        parsed = keys.parse(key)
+        if parsed is None or parsed.kind not in ("score", "tier"):
             continue
-        model, label, is_tier = parsed
-        if is_tier:
+        model, label, kind = parsed
+        if kind == "tier":
             tiers[(model, label)] = value
         elif number is not None:
             shown_model, shown_label = names.get(key, (model, label))
@@ -161,17 +128,17 @@ def score_groups(file: LibraryFile) -> dict[str, list[dict]]:
 
 
 def mood_sets(file: LibraryFile) -> dict[str, list[str]]:
-    keys = {mood_set_key(name): name for name in MOOD_SETS}
-    result: dict[str, list[str]] = {name: [] for name in MOOD_SETS}
-    for key, value in file.tags.filter(key__in=keys).values_list("key", "value"):
-        result[keys[key]].append(value)
+    names = {keys.mood_set_key(name): name for name in keys.MOOD_SETS}
+    result: dict[str, list[str]] = {name: [] for name in keys.MOOD_SETS}
+    for key, value in file.tags.filter(key__in=names).values_list("key", "value"):
+        result[names[key]].append(value)
     return result
 
 
 def moods_by_file(file_ids: list[int], set_name: str = "regular") -> dict[int, list[str]]:
     """The mood words of each of these files (one query, for a page of files)."""
     result: dict[int, list[str]] = defaultdict(list)
-    rows = TagValue.objects.filter(file_id__in=file_ids, key=mood_set_key(set_name))
+    rows = TagValue.objects.filter(file_id__in=file_ids, key=keys.mood_set_key(set_name))
     for file_id, value in rows.order_by("value").values_list("file_id", "value"):
         result[file_id].append(value)
     return result
@@ -188,19 +155,19 @@ def summary() -> dict[str, int]:
 
 def mood_frequencies() -> dict:
     """Files per mood word in each mood set: {"words": [...], "sets": {set: [n, ...]}}."""
-    keys = {mood_set_key(name): name for name in MOOD_SETS}
+    names = {keys.mood_set_key(name): name for name in keys.MOOD_SETS}
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     rows = (
-        TagValue.objects.filter(key__in=keys)
+        TagValue.objects.filter(key__in=names)
         .values("key", "value")
         .annotate(n=Count("file_id", distinct=True))
     )
     for row in rows:
-        counts[row["value"]][keys[row["key"]]] = row["n"]
+        counts[row["value"]][names[row["key"]]] = row["n"]
     words = sorted(counts, key=lambda w: (-counts[w].get("loose", 0), w))
     return {
         "words": words,
-        "sets": {name: [counts[w].get(name, 0) for w in words] for name in MOOD_SETS},
+        "sets": {name: [counts[w].get(name, 0) for w in words] for name in keys.MOOD_SETS},
     }
 
 
@@ -208,7 +175,7 @@ def tier_distribution() -> dict:
     """Per mood label, how many files have each tier: {"labels": [...], "tiers": {tier: [...]}}."""
     labels = mood_labels()
     by_key = {label.tier_key: index for index, label in enumerate(labels)}
-    counts = {tier: [0] * len(labels) for tier in TIERS}
+    counts = {tier: [0] * len(labels) for tier in keys.TIERS}
     rows = TagValue.objects.filter(key__in=by_key).values("key", "value").annotate(n=Count("id"))
     for row in rows:
         if row["value"] in counts:
@@ -236,7 +203,7 @@ def co_occurrence(set_name: str = "regular") -> dict:
         f"WHERE a.{column['key']} = %s AND b.{column['key']} = %s "
         f"GROUP BY a.{column['value']}, b.{column['value']}"
     )
-    key = mood_set_key(set_name)
+    key = keys.mood_set_key(set_name)
     with connection.cursor() as cursor:
         cursor.execute(sql, [key, key])
         pairs = cursor.fetchall()
@@ -300,7 +267,7 @@ def scores_by(field: str) -> dict:
     """Mean mood score per genre (the most common genres) or per year:
     {"groups": [...], "labels": [...], "means": {label: [mean or None, ...]}, "files": [...]}."""
     labels = _first_label_per_word()
-    keys = {label.key: label.word for label in labels}
+    word_of = {label.key: label.word for label in labels}
     files = LibraryFile.objects.exclude(nom_version="")
     if field == "genre":
         top = (
@@ -320,9 +287,9 @@ def scores_by(field: str) -> dict:
     else:
         raise ValueError(field)
     position = {group: i for i, group in enumerate(groups)}
-    means: dict[str, list[float | None]] = {word: [None] * len(groups) for word in keys.values()}
+    means: dict[str, list[float | None]] = {word: [None] * len(groups) for word in word_of.values()}
     rows = (
-        TagValue.objects.filter(key__in=keys, number__isnull=False, **extra)
+        TagValue.objects.filter(key__in=word_of, number__isnull=False, **extra)
         .exclude(file__nom_version="")
         .values(f"file__{field}", "key")
         .annotate(mean=Avg("number"))
@@ -330,7 +297,7 @@ def scores_by(field: str) -> dict:
     for row in rows:
         group = row[f"file__{field}"]
         if group in position:
-            means[keys[row["key"]]][position[group]] = round(row["mean"], 3)
+            means[word_of[row["key"]]][position[group]] = round(row["mean"], 3)
     return {"groups": groups, "files": counts, "labels": list(means), "means": means}
 
 

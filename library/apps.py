@@ -2,5 +2,23 @@ from django.apps import AppConfig
 
 
 class LibraryConfig(AppConfig):
+    """The library builds on tagging; tagging never imports it. What tagging needs
+    from the library is handed over here, once the apps are loaded (models cannot be
+    imported before, hence the imports in ready()):
+
+    * the library roots, to tagging.boundary (every path check asks them);
+    * a receiver for tagging.signals.file_tagged, which refreshes the tagged
+      file's rows at once (library/rows.py).
+    """
+
     default_auto_field = "django.db.models.BigAutoField"
     name = "library"
+
+    def ready(self) -> None:
+        from library.roots import library_roots
+        from library.rows import refresh_on_tag
+        from tagging.boundary import register_roots
+        from tagging.signals import file_tagged
+
+        register_roots(library_roots)
+        file_tagged.connect(refresh_on_tag, dispatch_uid="nomarr-library-refresh")

@@ -35,32 +35,15 @@ import stat
 import struct
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any, BinaryIO
 
 import mutagen
-from mutagen.aiff import AIFF
-from mutagen.flac import FLAC
-from mutagen.mp3 import MP3
-from mutagen.mp4 import MP4
-from mutagen.oggopus import OggOpus
-from mutagen.oggvorbis import OggVorbis
-from mutagen.wave import WAVE
+from mutagen.id3 import TCON
 
-# Shared with the writer, so the library reads Nomarr's keys exactly as they are written.
-from tagging.writers import _find_oserror, _read_moods, _read_nom
+# The one reader of audio tags, so the library reads Nomarr's keys exactly as they are written.
+from tagging import keys, tagfiles
 
 WINDOW = 64 * 1024
-
-FORMATS: dict[type, str] = {
-    MP3: "mp3",
-    FLAC: "flac",
-    OggVorbis: "ogg",
-    OggOpus: "opus",
-    MP4: "m4a",
-    WAVE: "wav",
-    AIFF: "aiff",
-}
-_ID3 = (MP3, WAVE, AIFF)
-_VORBIS = (FLAC, OggVorbis, OggOpus)
 
 # Standard keys -> where each container keeps them. Keys are Picard's internal names.
 _ID3_TEXT = {
@@ -178,9 +161,9 @@ def read_file(path: str, st: os.stat_result, namespace: str) -> FileInfo:
         info.error = "empty file"
         return info
     try:
-        audio = mutagen.File(path)
+        audio = tagfiles.parse_audio(path)  # the format by content, not by name
     except Exception as exc:  # mutagen raises many kinds for bad files
-        oserror = _find_oserror(exc)
+        oserror = tagfiles.find_oserror(exc)
         if oserror is not None and oserror.errno == errno.ENOENT:
             info.gone = True
             info.error = "no such file"
@@ -191,7 +174,7 @@ def read_file(path: str, st: os.stat_result, namespace: str) -> FileInfo:
         else:
             info.error = _describe(exc)
         return info
-    kind = FORMATS.get(type(audio)) if audio is not None else None
+    kind = tagfiles.FORMAT_NAMES.get(type(audio)) if audio is not None else None
     if kind is None:
         info.error = "not a supported audio file" + (
             f" ({type(audio).__name__})" if audio is not None else ""
@@ -212,7 +195,7 @@ def read_file(path: str, st: os.stat_result, namespace: str) -> FileInfo:
         info.error = f"unreadable tags: {_describe(exc)}"
         info.tags = []
     info.columns = columns(info.tags)
-    version_key = f"{namespace}_version"
+    version_key = keys.version_key(namespace)
     info.nom_version = next((v for k, v in info.tags if k == version_key), "")[:64]
     try:
         info.fingerprint = fingerprint(path)
@@ -253,7 +236,7 @@ def _describe(exc: BaseException) -> str:
     return f"unreadable or corrupt ({text[:300]})"
 
 
-def _int(value) -> int | None:
+def _int(value: float | str | None) -> int | None:
     try:
         return int(value) if value else None
     except (TypeError, ValueError):
@@ -277,11 +260,11 @@ def _leading_int(values: list[str]) -> int | None:
 
 
 def _standard_tags(audio: mutagen.FileType) -> list[tuple[str, str]]:
-    tags = audio.tags
+    tags: Any = audio.tags  # mutagen types it as None; each group has its own class
     if tags is None:
         return []
     found: list[tuple[str, str]] = []
-    if isinstance(audio, _ID3):
+    if isinstance(audio, tagfiles.ID3_TYPES):
         for key, frame_id in _ID3_TEXT.items():
             for frame in tags.getall(frame_id):
                 texts = frame.genres if frame_id == "TCON" else frame.text
@@ -291,21 +274,19 @@ def _standard_tags(audio: mutagen.FileType) -> list[tuple[str, str]]:
                 found.append(("musicbrainz_recordingid", ufid.data.decode("ascii", "replace")))
         wanted = {desc: key for key, desc in _ID3_TXXX.items()}
         for frame in tags.getall("TXXX"):
-            key = wanted.get(frame.desc.lower())
-            if key:
-                found.extend((key, str(t)) for t in frame.text if str(t))
-    elif isinstance(audio, _VORBIS):
+            mapped = wanted.get(frame.desc.lower())
+            if mapped:
+                found.extend((mapped, str(t)) for t in frame.text if str(t))
+    elif isinstance(audio, tagfiles.VORBIS_TYPES):
         names = {name: key for key, aliases in _VORBIS_NAMES.items() for name in aliases}
         for name, value in tags:
-            key = names.get(name.lower())
-            if key and value:
-                found.append((key, value))
-    elif isinstance(audio, MP4):
+            mapped = names.get(name.lower())
+            if mapped and value:
+                found.append((mapped, value))
+    elif isinstance(audio, tagfiles.MP4_TYPES):
         for key, atom in _MP4_ATOMS.items():
             found.extend((key, str(v)) for v in tags.get(atom, []) if str(v))
         if "©gen" not in tags:
-            from mutagen.id3 import TCON
-
             for code in tags.get("gnre", []):
                 found.extend(("genre", g) for g in TCON(text=[f"({code - 1})"]).genres)
         for atom, key in (("trkn", "tracknumber"), ("disk", "discnumber")):
@@ -314,27 +295,21 @@ def _standard_tags(audio: mutagen.FileType) -> list[tuple[str, str]]:
                     found.append((key, f"{pair[0]}/{pair[1]}" if pair[1] else str(pair[0])))
         wanted = {name: key for key, name in _MP4_FREEFORM.items()}
         for atom, values in tags.items():
-            if atom.startswith("----:com.apple.iTunes:"):
-                key = wanted.get(atom.split(":", 2)[2].lower())
-                if key:
-                    found.extend((key, _mp4_text(v)) for v in values)
+            name = tagfiles.mp4_freeform_name(atom)
+            mapped = wanted.get(name.lower()) if name is not None else None
+            if mapped:
+                found.extend((mapped, tagfiles.mp4_text(v)) for v in values)
     return found
 
 
 def _nomarr_tags(audio: mutagen.FileType, namespace: str) -> list[tuple[str, str]]:
     found = [
         (key, value)
-        for key, values in _read_nom(audio, f"{namespace.lower()}_").items()
+        for key, values in tagfiles.tags_in(audio, namespace).items()
         for value in values
     ]
-    found.extend(("mood", mood) for mood in _read_moods(audio) if mood)
+    found.extend(("mood", mood) for mood in tagfiles.moods_in(audio) if mood)
     return found
-
-
-def _mp4_text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
 
 
 # --- fingerprint -----------------------------------------------------------------
@@ -358,7 +333,7 @@ def fingerprint(path: str) -> str:
     return digest.hexdigest()
 
 
-def _payload(handle, head: bytes, size: int) -> tuple[str, int, int]:
+def _payload(handle: BinaryIO, head: bytes, size: int) -> tuple[str, int, int]:
     """(container, first byte, end) of the audio payload."""
     try:
         if head.startswith(b"fLaC") or (head.startswith(b"ID3") and _flac_after_id3(handle)):
@@ -376,7 +351,7 @@ def _payload(handle, head: bytes, size: int) -> tuple[str, int, int]:
         return "raw", 0, size
 
 
-def _id3v2_end(handle, offset: int = 0) -> int:
+def _id3v2_end(handle: BinaryIO, offset: int = 0) -> int:
     """Offset after any ID3v2 tags starting at offset."""
     for _ in range(8):
         handle.seek(offset)
@@ -389,7 +364,7 @@ def _id3v2_end(handle, offset: int = 0) -> int:
     return offset
 
 
-def _mpeg_payload(handle, size: int) -> tuple[int, int]:
+def _mpeg_payload(handle: BinaryIO, size: int) -> tuple[int, int]:
     start = _id3v2_end(handle)
     end = size
     if end - start >= 128:
@@ -407,13 +382,13 @@ def _mpeg_payload(handle, size: int) -> tuple[int, int]:
     return start, end
 
 
-def _flac_after_id3(handle) -> bool:
+def _flac_after_id3(handle: BinaryIO) -> bool:
     offset = _id3v2_end(handle)
     handle.seek(offset)
     return handle.read(4) == b"fLaC"
 
 
-def _flac_payload(handle, size: int) -> tuple[int, int]:
+def _flac_payload(handle: BinaryIO, size: int) -> tuple[int, int]:
     offset = _id3v2_end(handle) + 4
     while offset < size:
         handle.seek(offset)
@@ -426,7 +401,7 @@ def _flac_payload(handle, size: int) -> tuple[int, int]:
     return min(offset, size), size
 
 
-def _ogg_audio_start(handle, size: int) -> int:
+def _ogg_audio_start(handle: BinaryIO, size: int) -> int:
     """End of the page that completes the stream's header packets (audio starts on a
     fresh page in every Ogg mapping Nomarr reads)."""
     offset, packets, needed, first = 0, 0, None, b""
@@ -478,7 +453,7 @@ def _normalise_ogg(window: bytes) -> bytes:
     return bytes(data)
 
 
-def _atom_payload(handle, size: int, wanted: bytes) -> tuple[int, int]:
+def _atom_payload(handle: BinaryIO, size: int, wanted: bytes) -> tuple[int, int]:
     """The largest top-level atom of that type (MP4), as (payload start, end)."""
     offset, best = 0, None
     while offset + 8 <= size:
@@ -500,7 +475,9 @@ def _atom_payload(handle, size: int, wanted: bytes) -> tuple[int, int]:
     return best
 
 
-def _chunk_payload(handle, size: int, offset: int, wanted: bytes, fmt: str) -> tuple[int, int]:
+def _chunk_payload(
+    handle: BinaryIO, size: int, offset: int, wanted: bytes, fmt: str
+) -> tuple[int, int]:
     """A RIFF/AIFF chunk's payload (chunks are padded to an even size)."""
     while offset + 8 <= size:
         handle.seek(offset)

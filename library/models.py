@@ -7,11 +7,14 @@ be queried in the database ("nom_mood_happy_... above 0.7").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from tagging import keys
 
 DEFAULT_IGNORE_PATTERNS = "\n".join(
     [
@@ -84,6 +87,13 @@ class LibraryRoot(models.Model):
             raise ValidationError({"path": f"{self.path} is not a folder."})
 
 
+class ScanQuerySet(models.QuerySet):
+    def cancel(self) -> int:
+        """Ask the running scans among these to stop (each stops within about a second,
+        when it next saves its progress); how many were asked."""
+        return self.filter(status=Scan.Status.RUNNING).update(cancel_requested=True)
+
+
 class Scan(models.Model):
     """One walk over a root: what it found, live while it runs, kept afterwards as history."""
 
@@ -133,6 +143,8 @@ class Scan(models.Model):
     problems = models.JSONField(default=list, blank=True)
     message = models.TextField(blank=True)
 
+    objects = ScanQuerySet.as_manager()
+
     class Meta:
         ordering = ["-id"]
         constraints = [
@@ -152,6 +164,42 @@ class Scan(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class LibraryFileQuerySet(models.QuerySet):
+    #: Words of a search that count (each adds four LIKE conditions).
+    MAX_TERMS = 8
+
+    def search(
+        self, text: str = "", mood: str = "", tier: str = "", tier_keys: Sequence[str] = ()
+    ) -> LibraryFileQuerySet:
+        """The files whose artist, album, album artist or title holds every word of text
+        (the first MAX_TERMS), and that carry the mood word at tier.
+
+        tier is a mood set's name (the word is in the file's mood set) or a tier (one of
+        tier_keys, the tier keys of the word's labels in the catalog, holds it); a word
+        of an older model set has no tier keys in the catalog, so then any model's tier
+        key for the word counts.
+        """
+        files = self
+        for term in text.split()[: self.MAX_TERMS]:
+            files = files.filter(
+                Q(artist__icontains=term)
+                | Q(album__icontains=term)
+                | Q(title__icontains=term)
+                | Q(album_artist__icontains=term)
+            )
+        if mood:
+            if tier in keys.MOOD_SETS:
+                tagged = TagValue.objects.filter(key=keys.mood_set_key(tier), value=mood)
+            elif tier_keys:
+                tagged = TagValue.objects.filter(key__in=tier_keys, value=tier)
+            else:
+                tagged = TagValue.objects.filter(
+                    key__startswith=keys.prefix(), key__endswith=keys.tier_suffix(mood), value=tier
+                )
+            files = files.filter(pk__in=tagged.values("file_id"))
+        return files
 
 
 class LibraryFile(models.Model):
@@ -201,6 +249,8 @@ class LibraryFile(models.Model):
 
     first_seen = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
+
+    objects = LibraryFileQuerySet.as_manager()
 
     class Meta:
         ordering = ["path"]

@@ -1,6 +1,9 @@
 """Library roots: every path Nomarr accepts from outside must lie inside one.
 
-The roots are the LibraryRoot table (editable in the admin), seeded from
+The rule itself (resolve, then compare whole path components) is
+tagging/boundary.py; this module says which folders are roots, and registers
+`library_roots` with the boundary when the app starts (library/apps.py). The
+roots are the LibraryRoot table (editable in the admin), seeded from
 NOMARR_LIBRARY_ROOTS:
 
 * `library_roots()` is every enabled root in the table, plus every root in the
@@ -20,10 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from library.models import LibraryRoot
-
-
-class OutsideLibrary(Exception):
-    """The path resolves to somewhere outside every library root."""
+from tagging import boundary
 
 
 def settings_roots() -> list[Path]:
@@ -57,30 +57,6 @@ def sync_settings_roots() -> list[LibraryRoot]:
 
 def root_for(path: str | os.PathLike) -> LibraryRoot | None:
     """The enabled root row holding this real path (the deepest, for nested roots)."""
-    target = Path(path)
-    best = None
-    for root in LibraryRoot.objects.filter(enabled=True):
-        if target.is_relative_to(root.path) and (best is None or len(root.path) > len(best.path)):
-            best = root
-    return best
-
-
-def resolve_in_library(raw: str | os.PathLike) -> Path:
-    """The real path of raw, if it lies inside a library root.
-
-    Symlinks and `..` are resolved first, so neither can smuggle a path out of the
-    library. Raises OutsideLibrary, or FileNotFoundError for a path that is not there.
-    """
-    text = os.fspath(raw)
-    if not text or "\x00" in text:
-        raise OutsideLibrary("empty or malformed path")
-    path = Path(text).expanduser()
-    if not path.is_absolute():
-        raise OutsideLibrary(f"path must be absolute: {text}")
-    resolved = path.resolve(strict=False)
-    roots = library_roots()
-    if not any(resolved.is_relative_to(root) for root in roots):
-        raise OutsideLibrary(f"path is outside the library roots: {text}")
-    if not resolved.exists():
-        raise FileNotFoundError(text)
-    return resolved
+    rows = {root.path: root for root in LibraryRoot.objects.filter(enabled=True)}
+    found = boundary.containing_root(path, rows)
+    return rows[str(found)] if found is not None else None

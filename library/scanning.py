@@ -23,6 +23,14 @@ its fingerprint looked up. A match keeps the old row (its id, history and
 recognised within a root; a file moved to another root is removed and found new
 there (its Nomarr tags travel inside the file, so it is not re-analysed).
 
+Where the rest lives
+--------------------
+Writing a batch's rows, and refreshing one file after a tagging job, is
+library/rows.py; queueing what needs tags at the end of a scan is
+library/autotag.py; starting a scan in the background is library/tasks.py
+`start_scan`. Pending tagging jobs of moved files follow them
+(`tagging.jobs.follow_rename`).
+
 Concurrency and control
 -----------------------
 Starting a scan inserts a running Scan row; a partial unique constraint allows one
@@ -42,18 +50,19 @@ import re
 import stat
 import time
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from library import metadata
-from library.models import LibraryFile, LibraryRoot, Scan, TagValue
-from library.roots import library_roots, root_for, sync_settings_roots
+from library import autotag, metadata
+from library.models import LibraryFile, LibraryRoot, Scan
+from library.roots import library_roots, sync_settings_roots
+from library.rows import ROW_FIELDS, Row, write_batch
+from nomarr_site.atomic import is_temp_name, remove_abandoned
+from nomarr_site.workers import claim_is_dead, process_gone, worker_id
+from tagging import boundary, jobs, keys
+from tagging.tagfiles import AUDIO_EXTENSIONS, TEMP_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +83,8 @@ Status = Scan.Status
 
 
 class ScanRefused(Exception):
-    """A scan of this root is already running."""
+    """A scan of this root cannot start: one is running (or, started from the pages or
+    the admin, the root is disabled)."""
 
 
 class _Stop(Exception):
@@ -83,28 +93,10 @@ class _Stop(Exception):
         self.status, self.message = status, message
 
 
-def worker_id() -> str:
-    from tagging.jobs import worker_id as job_worker_id
-
-    return job_worker_id()
-
-
-def audio_extensions() -> frozenset[str]:
-    from tagging.pipeline import AUDIO_EXTENSIONS
-
-    return AUDIO_EXTENSIONS
-
-
-def temp_prefix() -> str:
-    from tagging.writers import TEMP_PREFIX
-
-    return TEMP_PREFIX
-
-
 # --- starting, cancelling --------------------------------------------------------
 
 
-def start_scan(root: LibraryRoot, full: bool = False, trigger: str = "command") -> Scan:
+def claim_scan(root: LibraryRoot, full: bool = False, trigger: str = "command") -> Scan:
     """Claim the root: a new running Scan row, or ScanRefused if one is running."""
     _reap_stale(root)
     try:
@@ -121,23 +113,32 @@ def start_scan(root: LibraryRoot, full: bool = False, trigger: str = "command") 
         raise ScanRefused(f"a scan of {root.path} is already running{detail}") from None
 
 
+def take_over(scan_id: int) -> Scan | None:
+    """Make this process the holder of a scan claimed elsewhere (a worker running a
+    scan that `library.tasks.start_scan` claimed in the web server).
+
+    Returns the scan, or None when it is no longer running (reaped meanwhile); a scan
+    cancelled before it started is marked cancelled here."""
+    now = timezone.now()
+    waiting = Scan.objects.filter(pk=scan_id, status=Status.RUNNING)
+    if waiting.filter(cancel_requested=False).update(
+        worker=worker_id(), started_at=now, updated_at=now
+    ):
+        return Scan.objects.select_related("root").get(pk=scan_id)
+    waiting.update(status=Status.CANCELLED, message="cancelled", finished_at=now, updated_at=now)
+    return None
+
+
 def cancel_scans(root: LibraryRoot | None = None) -> int:
     """Ask running scans (of root, or all) to stop; they stop within about a second."""
-    running = Scan.objects.filter(status=Status.RUNNING)
-    if root is not None:
-        running = running.filter(root=root)
-    return running.update(cancel_requested=True)
+    scans = Scan.objects.all() if root is None else Scan.objects.filter(root=root)
+    return scans.cancel()
 
 
 def _reap_stale(root: LibraryRoot) -> None:
-    from tagging.jobs import _pid_alive
-
-    host = worker_id().rpartition(":")[0]
-    cutoff = timezone.now() - timedelta(seconds=STALE_AFTER)
     for scan in Scan.objects.filter(root=root, status=Status.RUNNING):
-        name, _, pid = scan.worker.rpartition(":")
-        dead = name == host and pid.isdigit() and not _pid_alive(int(pid))
-        if dead or scan.updated_at < cutoff:
+        if claim_is_dead(scan.worker, scan.updated_at, STALE_AFTER):
+            dead = process_gone(scan.worker)
             why = "its process died" if dead else f"no progress for {STALE_AFTER} s"
             Scan.objects.filter(pk=scan.pk, status=Status.RUNNING).update(
                 status=Status.FAILED, finished_at=timezone.now(), message=f"abandoned: {why}"
@@ -152,8 +153,8 @@ def scan_root(
     time_budget: float | None = None,
     on_progress=None,
 ) -> Scan:
-    """Start and run one scan of root (ScanRefused if one is running)."""
-    scan = start_scan(root, full, trigger)
+    """Start and run one scan of root here (ScanRefused if one is running)."""
+    scan = claim_scan(root, full, trigger)
     return run_scan(scan, time_budget=time_budget, on_progress=on_progress)
 
 
@@ -175,32 +176,6 @@ def run_scan(scan: Scan, time_budget: float | None = None, on_progress=None) -> 
 
 
 # --- the scanner -----------------------------------------------------------------
-
-
-@dataclass
-class _Row:
-    id: int
-    root_id: int
-    path: str
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    fingerprint: str
-    error: str
-    tags_digest: str
-
-
-_ROW_FIELDS = (
-    "id",
-    "root_id",
-    "path",
-    "size",
-    "mtime_ns",
-    "ctime_ns",
-    "fingerprint",
-    "error",
-    "tags_digest",
-)
 
 
 def _ignore_matcher(root: LibraryRoot):
@@ -235,17 +210,17 @@ class _Scanner:
         self.root = scan.root
         self.root_path = self.root.path.rstrip("/") or "/"
         self.full = scan.full
-        self.namespace = settings.NOMARR_NAMESPACE
+        self.namespace = keys.namespace()
         self.ignored = _ignore_matcher(self.root)
-        self.extensions = audio_extensions()
-        self.temp_prefix = temp_prefix()
+        self.extensions = AUDIO_EXTENSIONS
+        self.temp_prefix = TEMP_PREFIX
         self.deadline = time.monotonic() + time_budget if time_budget else None
         self.on_progress = on_progress
         self.counts = dict.fromkeys(Scan.COUNTERS, 0)
         self.problems: list[dict[str, str]] = []
         self.batch: list[tuple] = []
         self.deferred: list[tuple[str, os.stat_result]] = []
-        self.missing: dict[int, _Row] = {}
+        self.missing: dict[int, Row] = {}
         self.visited: set[str] = set()
         self.unlisted: list[str] = []
         self.other_roots: set[str] = set()
@@ -302,8 +277,9 @@ class _Scanner:
         if not os.path.isdir(root_path):
             raise _Stop(Status.FAILED, f"the root folder is missing: {root_path}")
         self.all_roots = library_roots()
-        inside = root_path.rstrip("/") + "/"
-        self.other_roots = {str(p) for p in self.all_roots if str(p).startswith(inside)}
+        self.other_roots = {
+            str(p) for p in self.all_roots if str(p) != root_path and boundary.within(p, root_path)
+        }
         self.first_scan = not LibraryFile.objects.filter(root=self.root).exists()
         if connection.vendor == "sqlite":
             # A bigger page cache for this connection: the tag indexes outgrow the
@@ -358,6 +334,9 @@ class _Scanner:
     def classify(self, entry: os.DirEntry) -> str | None:
         name = entry.name
         if name.startswith(self.temp_prefix):
+            # Ours, never music; a killed writer's leftover goes (a live writer's stays).
+            if is_temp_name(name) and remove_abandoned(Path(entry.path)):
+                log.info("removed a temporary file a killed writer left: %s", entry.path)
             return None
         if not _valid_name(name):
             self.problem(entry.path, "name is not valid UTF-8; skipped")
@@ -400,16 +379,16 @@ class _Scanner:
         if not (is_dir or audio):
             return
         real = os.path.realpath(entry.path)
-        if any(Path(real).is_relative_to(root) for root in self.all_roots):
+        if boundary.containing_root(real, self.all_roots) is not None:
             self.counts["skipped"] += 1
         else:
             self.problem(entry.path, f"symlink to {real}, outside the library", "skipped")
 
-    def rows_in(self, folder: str) -> dict[str, _Row]:
-        rows = LibraryFile.objects.filter(folder=folder).values_list(*_ROW_FIELDS)
-        return {os.path.basename(r[2]): _Row(*r) for r in rows}
+    def rows_in(self, folder: str) -> dict[str, Row]:
+        rows = LibraryFile.objects.filter(folder=folder).values_list(*ROW_FIELDS)
+        return {os.path.basename(r[2]): Row(*r) for r in rows}
 
-    def visit_file(self, entry: os.DirEntry, existing: dict[str, _Row]) -> None:
+    def visit_file(self, entry: os.DirEntry, existing: dict[str, Row]) -> None:
         path = entry.path
         if len(os.fsencode(path)) > MAX_PATH_BYTES:
             self.problem(path, f"path longer than {MAX_PATH_BYTES} bytes; skipped")
@@ -452,7 +431,7 @@ class _Scanner:
         if not batch:
             return
         creates: list[metadata.FileInfo] = []
-        updates: list[tuple[_Row, metadata.FileInfo, bool]] = []
+        updates: list[tuple[Row, metadata.FileInfo, bool]] = []
         moves: list[tuple[int, str, os.stat_result]] = []
         renames: list[tuple[str, str]] = []
         for kind, path, st, row in batch:
@@ -481,8 +460,8 @@ class _Scanner:
                 updates.append((row, info, kind == "changed"))
             self.tick()
         write_batch(self.root, creates, updates, moves)
-        if renames:
-            follow_renames(renames)
+        for old, new in renames:  # pending tagging jobs follow their files
+            jobs.follow_rename([old], new)
 
     # -- moves and removals --
 
@@ -494,15 +473,15 @@ class _Scanner:
         gone = [
             folder
             for folder in known - self.visited
-            if not any(folder == u or folder.startswith(u.rstrip("/") + "/") for u in self.unlisted)
+            if not any(boundary.within(folder, unlisted) for unlisted in self.unlisted)
         ]
         for start in range(0, len(gone), 500):
             chunk = gone[start : start + 500]
             rows = LibraryFile.objects.filter(root=self.root, folder__in=chunk)
-            for values in rows.values_list(*_ROW_FIELDS):
-                self.missing[values[0]] = _Row(*values)
+            for values in rows.values_list(*ROW_FIELDS):
+                self.missing[values[0]] = Row(*values)
 
-    def take_missing(self, fingerprint: str, size: int, mtime_ns: int | None) -> _Row | None:
+    def take_missing(self, fingerprint: str, size: int, mtime_ns: int | None) -> Row | None:
         """The missing row with this fingerprint (and stat, if given), taken off the list."""
         if not fingerprint:
             return None
@@ -557,279 +536,7 @@ class _Scanner:
             self.counts["queued"] += made
             self.tick()
 
-        return queue_outdated(self.root, after_chunk=count)[1]
-
-
-# --- writing rows ----------------------------------------------------------------
-
-_INFO_FIELDS = (
-    "size",
-    "mtime_ns",
-    "ctime_ns",
-    "fingerprint",
-    "format",
-    "duration",
-    "bitrate",
-    "sample_rate",
-    "channels",
-    "nom_version",
-    "error",
-    "tags_digest",
-)
-UPDATE_FIELDS = [
-    "root",
-    "path",
-    "folder",
-    *_INFO_FIELDS,
-    *metadata.columns([]).keys(),
-    "read_at",
-]
-MOVE_FIELDS = ["root", "path", "folder", "size", "mtime_ns", "ctime_ns"]
-
-
-def _apply(row: LibraryFile, info: metadata.FileInfo, root: LibraryRoot, now) -> LibraryFile:
-    row.root = root
-    row.path = info.path
-    row.folder = info.folder
-    for name in _INFO_FIELDS:
-        setattr(row, name, getattr(info, name))
-    for name, value in (info.columns or metadata.columns([])).items():
-        setattr(row, name, value)
-    row.read_at = now
-    return row
-
-
-def tag_rows(file_id: int, info: metadata.FileInfo) -> list[tuple]:
-    """(file_id, key, value, number) for each of the file's tag values."""
-    limit = TagValue.VALUE_LENGTH
-    return [(file_id, key[:255], value[:limit], tag_number(key, value)) for key, value in info.tags]
-
-
-def insert_tags(rows: list[tuple]) -> None:
-    """Insert TagValue rows: COPY on PostgreSQL, one executemany elsewhere (a tagged
-    file has 150+ values; model instances would cost more than the database does)."""
-    if not rows:
-        return
-    meta = TagValue._meta
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(meta.get_field(name).column) for name in TAG_COLUMNS)
-    table = quote(meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s)"  # noqa: S608
-            cursor.executemany(sql, rows)
-
-
-TAG_COLUMNS = ("file", "key", "value", "number")
-
-
-def tag_number(key: str, value: str) -> float | None:
-    found = metadata.number(value)
-    if found is None and key in ("tracknumber", "discnumber"):
-        found = metadata._leading_int([value])
-    elif found is None and key in ("date", "originaldate"):
-        found = metadata._year([value])
-    return None if found is None else float(found)
-
-
-def update_rows(rows: list[LibraryFile], fields: list[str]) -> None:
-    """UPDATE each row by id, as one executemany (bulk_update's CASE WHEN statements
-    grow with rows times fields and are many times slower)."""
-    meta = LibraryFile._meta
-    columns = [meta.get_field(name) for name in fields]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in columns)
-    # Only quoted column and table names of our own model go into the text; values are params.
-    table, pk = quote(meta.db_table), quote(meta.pk.column)
-    sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608
-    params = [
-        [field.get_db_prep_save(getattr(row, field.attname), connection) for field in columns]
-        + [row.pk]
-        for row in rows
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
-def write_batch(
-    root: LibraryRoot,
-    creates: list[metadata.FileInfo],
-    updates: list[tuple[_Row, metadata.FileInfo, bool]],
-    moves: list[tuple[int, str, os.stat_result]],
-) -> None:
-    """One transaction: new rows, re-read rows, moved rows. A re-read row's TagValues
-    are replaced only if its tags differ from the stored ones (by digest)."""
-    now = timezone.now()
-    with transaction.atomic():
-        tags: list[tuple] = []
-        if creates:
-            rows = [_apply(LibraryFile(), info, root, now) for info in creates]
-            try:
-                with transaction.atomic():
-                    LibraryFile.objects.bulk_create(rows)
-            except IntegrityError:
-                # A path got its row meanwhile (a job's refresh): place them one by one.
-                rows = [_upsert(info, root, now) for info in creates]
-            for row, info in zip(rows, creates, strict=True):
-                tags.extend(tag_rows(row.pk, info))
-        if updates:
-            rows = [_apply(LibraryFile(pk=old.id), info, root, now) for old, info, _ in updates]
-            update_rows(rows, UPDATE_FIELDS)
-            # Changed content is queued again if it needs tags; a plain re-read is not.
-            reset = [old.id for old, _, reset_queue in updates if reset_queue]
-            if reset:
-                LibraryFile.objects.filter(pk__in=reset).update(queued_version="")
-            retag = [
-                (old.id, info) for old, info, _ in updates if old.tags_digest != info.tags_digest
-            ]
-            if retag:
-                TagValue.objects.filter(file_id__in=[row_id for row_id, _ in retag]).delete()
-                for row_id, info in retag:
-                    tags.extend(tag_rows(row_id, info))
-        if moves:
-            rows = []
-            for row_id, path, st in moves:
-                row = LibraryFile(pk=row_id, root=root, path=path, folder=os.path.dirname(path))
-                row.size, row.mtime_ns, row.ctime_ns = st.st_size, st.st_mtime_ns, st.st_ctime_ns
-                rows.append(row)
-            update_rows(rows, MOVE_FIELDS)
-        if tags:
-            insert_tags(tags)
-
-
-def _upsert(info: metadata.FileInfo, root: LibraryRoot, now) -> LibraryFile:
-    row = LibraryFile.objects.filter(path=info.path).first() or LibraryFile()
-    _apply(row, info, root, now)
-    row.save()
-    TagValue.objects.filter(file=row).delete()
-    return row
-
-
-def follow_renames(renames: list[tuple[str, str]]) -> None:
-    """Point pending tagging jobs of moved files at their new paths (a job already
-    pending for the new path makes the old one redundant: it is removed)."""
-    from tagging.models import Job
-
-    for old, new in renames:
-        pending = Job.objects.filter(path=old, status=Job.Status.PENDING)
-        try:
-            with transaction.atomic():
-                pending.update(path=new)
-        except IntegrityError:
-            pending.delete()
-
-
-# --- auto-tag --------------------------------------------------------------------
-
-
-def current_version() -> tuple[str | None, str]:
-    """(the model set's version, "") or (None, why nothing can be tagged)."""
-    from tagging.catalog import discover
-
-    catalog = discover(settings.NOMARR_MODELS_DIRS, settings.NOMARR_MOOD_HEADS)
-    if not catalog.heads:
-        return None, "no models installed: nothing queued for tagging"
-    return catalog.fingerprint, ""
-
-
-def queue_outdated(root: LibraryRoot, after_chunk=None) -> tuple[int, str]:
-    """Queue the root's files that have no tags of the current model set and were
-    not queued for it yet; returns (jobs created, message).
-
-    Each job costs a broker message (about 10 ms with the ORM broker on SQLite), so a
-    big first scan spends most of its time here: after_chunk(created) is called after
-    every QUEUE_CHUNK files, and the scan uses it to save progress and to stop at its
-    cancel flag or time budget (what is left is queued by the next scan)."""
-    from tagging.jobs import queue_file
-
-    version, message = current_version()
-    if version is None:
-        return 0, message
-    todo = (
-        LibraryFile.objects.filter(root=root, error="")
-        .exclude(nom_version=version)
-        .exclude(queued_version=version)
-        .filter(Q(duration__isnull=True) | Q(duration__gte=settings.NOMARR_MIN_DURATION))
-        .order_by("pk")
-        .values_list("pk", "path")
-    )
-    created, last = 0, 0
-    while chunk := list(todo.filter(pk__gt=last)[:QUEUE_CHUNK]):
-        last = chunk[-1][0]
-        made = 0
-        with transaction.atomic():
-            for _, path in chunk:
-                made += queue_file(Path(path))[1]
-            LibraryFile.objects.filter(pk__in=[pk for pk, _ in chunk]).update(
-                queued_version=version
-            )
-        created += made
-        if after_chunk:
-            after_chunk(made)
-    return created, ""
-
-
-QUEUE_CHUNK = 100
-
-
-# --- one file, now -----------------------------------------------------------------
-
-
-def refresh_file(path: str | os.PathLike) -> LibraryFile | None:
-    """Bring one file's rows up to date at once (after a job wrote its tags).
-
-    Returns the row, or None when the path is outside the library or gone (its row
-    is then removed). A file with no row yet takes over the row of a vanished file
-    with the same audio (a rename the library has not seen yet)."""
-    real = os.path.realpath(os.fspath(path))
-    sync_settings_roots()
-    root = root_for(real)
-    if root is None:
-        return None
-    try:
-        st = os.stat(real)
-    except FileNotFoundError:
-        LibraryFile.objects.filter(path=real).delete()
-        return None
-    info = metadata.read_file(real, st, settings.NOMARR_NAMESPACE)
-    now = timezone.now()
-    for attempt in range(2):
-        try:
-            with transaction.atomic():
-                row = LibraryFile.objects.filter(path=real).first() or _vanished_twin(info)
-                if row is None:
-                    row = LibraryFile()
-                _apply(row, info, root, now)
-                row.save()
-                TagValue.objects.filter(file=row).delete()
-                insert_tags(tag_rows(row.pk, info))
-                return row
-        except IntegrityError:  # a scan inserted the same path meanwhile
-            if attempt:
-                raise
-    return None
-
-
-def _vanished_twin(info: metadata.FileInfo) -> LibraryFile | None:
-    if not info.fingerprint:
-        return None
-    for row in LibraryFile.objects.filter(fingerprint=info.fingerprint).exclude(path=info.path):
-        if not os.path.lexists(row.path):
-            return row
-    return None
-
-
-def refresh_quietly(path: str | os.PathLike) -> None:
-    """refresh_file for the tagging job: a failure is logged, never raised (the next
-    scan catches up)."""
-    try:
-        refresh_file(path)
-    except Exception:  # the job's result must not depend on the library
-        log.exception("library refresh of %s failed; the next scan will catch up", path)
+        return autotag.queue_outdated(self.root, after_chunk=count)[1]
 
 
 # --- every root ----------------------------------------------------------------------

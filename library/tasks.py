@@ -1,5 +1,12 @@
-"""django-q2 task functions for the library (safe to run twice: a second scan of a root
-that is being scanned is refused)."""
+"""Scans in the background: the one way to start one, and the django-q2 task functions.
+
+`start_scan` is how the pages, the admin and the commands start a background scan:
+it claims the root at once (a running Scan row, so a second start is refused by
+the database whatever process tries, see library/scanning.py) and hands the claimed
+scan to the workers, where `run_started_scan` takes it over and runs it. The
+schedule runs `scan_library`. Each task is safe to run twice: a scan of a root that
+is being scanned is refused, a scan that is no longer running is not run.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,10 @@ import logging
 import time
 
 from django.conf import settings
+from django_q.tasks import async_task
 
-from library import scanning
-from library.models import LibraryRoot
+from library import live, scanning
+from library.models import LibraryRoot, Scan
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +40,37 @@ def scan_library(full: bool = False) -> dict[str, str]:
     return outcome
 
 
-def scan_one(root_id: int, full: bool = False, trigger: str = "admin") -> str:
-    """Scan one root (the admin's or the web page's "scan now")."""
-    root = LibraryRoot.objects.filter(pk=root_id).first()
-    if root is None:
-        return "no such root"
-    return _scan(root, full, trigger, _budget())
+def start_scan(root: LibraryRoot, full: bool = False, trigger: str = "web") -> Scan:
+    """Claim root for a scan and hand it to the workers; returns the claimed Scan.
+
+    Raises ScanRefused when the root is disabled or a scan of it is running. Call
+    it outside a transaction: a worker must see the claim once it sees the task."""
+    if not root.enabled:
+        raise scanning.ScanRefused(f"{root} is disabled: enable it in the settings to scan it")
+    scan = scanning.claim_scan(root, full=full, trigger=trigger)
+    kind = "full scan" if full else "scan"
+    async_task(
+        "library.tasks.run_started_scan",
+        scan.pk,
+        task_name=f"{kind} #{scan.pk} of {root}",
+        group="scan",
+    )
+    return scan
+
+
+def run_started_scan(scan_id: int) -> str:
+    """Run a scan that start_scan claimed (a worker takes it over first)."""
+    scan = scanning.take_over(scan_id)
+    if scan is None:
+        return f"scan #{scan_id} is no longer running; nothing done"
+    scan = scanning.run_scan(scan, time_budget=_budget(), on_progress=live.announce)
+    return f"scan #{scan.pk} {scan.status}"
 
 
 def _scan(root: LibraryRoot, full: bool, trigger: str, budget: float) -> str:
-    from library.consumers import announce
-
     try:
         scan = scanning.scan_root(
-            root, full=full, trigger=trigger, time_budget=budget, on_progress=announce
+            root, full=full, trigger=trigger, time_budget=budget, on_progress=live.announce
         )
     except scanning.ScanRefused as exc:
         log.info("%s", exc)

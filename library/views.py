@@ -2,37 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from library import analytics, consumers, scanning
-from library.models import LibraryFile, LibraryRoot, Scan, TagValue
-from library.roots import OutsideLibrary, resolve_in_library, sync_settings_roots
-from tagging import jobs
+from library import analytics, live, scanning, tasks
+from library.models import LibraryFile, LibraryRoot, Scan
+from library.roots import sync_settings_roots
+from tagging import jobs, keys, tagfiles
+from tagging.boundary import OutsideLibrary, resolve_in_library, within
+from tagging.models import WorkerState
 
 PER_PAGE = 50
-#: Words of a search that count (each adds four LIKE conditions).
-MAX_TERMS = 8
 TIER_CHOICES = [
     ("", "any"),
-    ("Tier of the label", [(tier, f"tier {tier}") for tier in analytics.TIERS]),
+    ("Tier of the label", [(tier, f"tier {tier}") for tier in keys.TIERS]),
     (
         "In the mood set",
         [
-            ("strict", "mood_strict (high)"),
-            ("regular", "mood_regular (high or medium)"),
-            ("loose", "mood_loose (any tier but none)"),
+            (name, f"{keys.MOOD_SET_PREFIX}{name} ({', '.join(tiers)})")
+            for name, tiers in keys.MOOD_SETS.items()
         ],
     ),
 ]
@@ -64,30 +59,6 @@ class BrowseForm(forms.Form):
     @property
     def searching(self) -> bool:
         return bool(self.is_valid() and (self.cleaned_data["q"] or self.cleaned_data["mood"]))
-
-
-def search(files: QuerySet, q: str, word: str, tier: str, labels: list) -> QuerySet:
-    """Files whose artist, album or title holds every word of q, and that carry the mood
-    word at the tier (its labels' tier keys) or in the mood set."""
-    for term in q.split()[:MAX_TERMS]:
-        files = files.filter(
-            Q(artist__icontains=term)
-            | Q(album__icontains=term)
-            | Q(title__icontains=term)
-            | Q(album_artist__icontains=term)
-        )
-    if word:
-        if tier in analytics.MOOD_SETS:
-            tagged = TagValue.objects.filter(key=analytics.mood_set_key(tier), value=word)
-        elif labels:
-            tagged = TagValue.objects.filter(key__in=[lb.tier_key for lb in labels], value=tier)
-        else:  # a word of an older model set: its tier keys are not in the catalog
-            suffix = f"__{word.replace(' ', '_')}__tier"
-            tagged = TagValue.objects.filter(
-                key__startswith=analytics.namespace() + "_", key__endswith=suffix, value=tier
-            )
-        files = files.filter(pk__in=tagged.values("file_id"))
-    return files
 
 
 def folder_listing(root: LibraryRoot, folder: str) -> list[dict]:
@@ -148,7 +119,6 @@ def roots_overview() -> list[LibraryRoot]:
     return roots
 
 
-@login_required
 def index(request: HttpRequest) -> HttpResponse:
     """Roots, folders and files; search and mood filter (htmx swaps #results)."""
     words = analytics.mood_words()
@@ -161,11 +131,12 @@ def index(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "roots": roots, "root": root, "folders": [], "crumbs": []}
     files = LibraryFile.objects.all()
     if form.searching:
-        files = search(files, data["q"], data["mood"], data["tier"], words.get(data["mood"], []))
+        tier_keys = [label.tier_key for label in words.get(data["mood"], [])]
+        files = files.search(data["q"], data["mood"], data["tier"], tier_keys)
         context["page"] = _page(request, files.order_by("artist", "album", "track_number", "path"))
     elif root is not None:
         folder = data.get("folder") or root.path
-        if folder != root.path and not folder.startswith(root.path.rstrip("/") + "/"):
+        if not within(folder, root.path):
             folder = root.path
         context.update(
             folder=folder,
@@ -194,23 +165,19 @@ def file_context(f: LibraryFile, **extra) -> dict:
 
 def raw_tags(f: LibraryFile) -> dict:
     """Nomarr's tags and the MOOD tag as they are in the file now."""
-    from tagging import writers
-
     try:
-        tags = writers.read_tags(Path(f.path), settings.NOMARR_NAMESPACE)
-        moods = writers.read_moods(Path(f.path))
-    except writers.TagWriteError as exc:
+        tags = tagfiles.read_tags(Path(f.path), keys.namespace())
+        moods = tagfiles.read_moods(Path(f.path))
+    except tagfiles.TagWriteError as exc:
         return {"raw_error": str(exc)}
     return {"raw_tags": dict(sorted(tags.items())), "raw_moods": moods, "raw_shown": True}
 
 
-@login_required
 def file_detail(request: HttpRequest, file_id: int) -> HttpResponse:
     f = get_object_or_404(LibraryFile.objects.select_related("root"), pk=file_id)
     return render(request, "library/file.html", file_context(f))
 
 
-@login_required
 def file_tags(request: HttpRequest, file_id: int) -> HttpResponse:
     """The tags read from the file now: the #raw-tags region for htmx, else the file page."""
     f = get_object_or_404(LibraryFile.objects.select_related("root"), pk=file_id)
@@ -219,14 +186,13 @@ def file_tags(request: HttpRequest, file_id: int) -> HttpResponse:
     return render(request, "library/file.html", file_context(f, **raw_tags(f)))
 
 
-@login_required
 @require_POST
 def file_retag(request: HttpRequest, file_id: int) -> HttpResponse:
     """Queue the file for tagging, even if it is tagged by the current models."""
     f = get_object_or_404(LibraryFile, pk=file_id)
     try:
         job, _ = jobs.queue_file(resolve_in_library(f.path), force=True)
-    except (OutsideLibrary, FileNotFoundError) as exc:
+    except (OutsideLibrary, OSError) as exc:
         messages.error(request, f"Cannot tag {f.path}: {exc or 'the file is gone'}")
         return redirect("library:file", file_id=f.pk)
     return redirect("job", job_id=job.pk)
@@ -235,34 +201,12 @@ def file_retag(request: HttpRequest, file_id: int) -> HttpResponse:
 # --- scans -------------------------------------------------------------------------
 
 
-class ScanStartRefused(Exception):
-    pass
-
-
-def queue_scan(root: LibraryRoot, full: bool) -> None:
-    """Hand a scan of root to the workers (library.tasks.scan_one, via django-q2)."""
-    from django_q.tasks import async_task
-
-    if not root.enabled:
-        raise ScanStartRefused(f"{root} is disabled: enable it in the settings to scan it")
-    fresh = timezone.now() - timedelta(seconds=scanning.STALE_AFTER)
-    running = Scan.objects.filter(root=root, status=Scan.Status.RUNNING, updated_at__gte=fresh)
-    if running.exists():
-        raise ScanStartRefused(f"a scan of {root} is already running (#{running.first().pk})")
-    kind = "full scan" if full else "scan"
-    async_task(
-        "library.tasks.scan_one", root.pk, full, "web", task_name=f"{kind} {root}", group="scan"
-    )
-
-
-@login_required
 def scans(request: HttpRequest) -> HttpResponse:
     roots = roots_overview()
-    context = {"roots": roots, "workers": jobs.workers_alive(), **consumers.scans_state()}
+    context = {"roots": roots, "workers": WorkerState.objects.workers_alive(), **live.scans_state()}
     return render(request, "library/scans.html", context)
 
 
-@login_required
 @require_POST
 def scan_action(request: HttpRequest, root_id: int) -> HttpResponse:
     """Start a scan or a full scan of a root in the background, or cancel its scan."""
@@ -270,16 +214,17 @@ def scan_action(request: HttpRequest, root_id: int) -> HttpResponse:
     action = request.POST.get("action", "")
     if action in ("scan", "full"):
         try:
-            queue_scan(root, full=action == "full")
-        except ScanStartRefused as exc:
+            tasks.start_scan(root, full=action == "full", trigger="web")
+        except scanning.ScanRefused as exc:
             messages.error(request, str(exc))
         else:
             what = "Full scan" if action == "full" else "Scan"
-            note = "" if jobs.workers_alive() else " (no worker is running: it starts with one)"
+            idle = not WorkerState.objects.workers_alive()
+            note = " (no worker is running: it starts with one)" if idle else ""
             messages.success(request, f"{what} of {root} handed to the workers{note}")
     elif action == "cancel":
         n = scanning.cancel_scans(root)
-        consumers.announce()
+        live.announce()
         messages.info(request, f"{root}: scan asked to stop" if n else f"{root}: no scan running")
     else:
         messages.error(request, "Unknown action")
@@ -309,7 +254,6 @@ def heat_rows(labels: list[str], matrix: list[list], top: float, signed: bool) -
     return rows
 
 
-@login_required
 def analytics_page(request: HttpRequest) -> HttpResponse:
     report = analytics.report()
     pairs, corr = report["co_occurrence"], report["correlation"]

@@ -5,64 +5,57 @@ needs no other server. Setting DATABASE_URL and NOMARR_REDIS_URL switches to the
 scale-out path (PostgreSQL, Redis broker, channels-redis).
 """
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
+from nomarr_site.env import (
+    SettingError,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_pairs,
+    env_path,
+    env_str,
+    secret_key_file,
+    writable_dir,
+)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-
-def env_str(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
-
-
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    return float(value) if value else default
-
-
-def env_list(name: str, default: list[str], sep: str = ",") -> list[str]:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return [item.strip() for item in value.split(sep) if item.strip()]
-
-
-def env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name, "").strip()
-    return Path(value).expanduser().resolve() if value else default
-
+# Everything an installation writes and keeps: the SQLite database, the secret key,
+# models added by hand or by install_models, the cache and the logs. /config in the
+# Docker image; the project folder otherwise (where bare-metal installs keep theirs).
+NOMARR_DATA_DIR = writable_dir("NOMARR_DATA_DIR", env_path("NOMARR_DATA_DIR", BASE_DIR))
 
 DEBUG = env_bool("NOMARR_DEBUG", False)
-SECRET_KEY = env_str("NOMARR_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("NOMARR_PRODUCTION", False):
-        raise RuntimeError("NOMARR_SECRET_KEY must be set in production")
-    # A per-installation key kept beside the database, so sessions survive restarts
-    # without a newcomer having to invent one.
-    _key_file = env_path("NOMARR_SECRET_KEY_FILE", BASE_DIR / ".secret_key")
-    if not _key_file.exists():
-        from django.utils.crypto import get_random_string
+# The installation's own key, made on first start (never shipped, never shared):
+# it signs sessions and django-q2's task payloads.
+SECRET_KEY = env_str("NOMARR_SECRET_KEY", "").strip() or secret_key_file(
+    env_path("NOMARR_SECRET_KEY_FILE", NOMARR_DATA_DIR / ".secret_key")
+)
 
-        _key_file.write_text(get_random_string(64))
-        _key_file.chmod(0o600)
-    SECRET_KEY = _key_file.read_text().strip()
-
-ALLOWED_HOSTS = env_list("NOMARR_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# Where `serve` listens. In the Docker image 0.0.0.0, so Lidarr and Navidrome on the
+# same compose network reach it as http://nomarr:8356.
+NOMARR_HOST = env_str("NOMARR_HOST", "127.0.0.1").strip() or "127.0.0.1"
+NOMARR_PORT = env_int("NOMARR_PORT", 8356, minimum=1, maximum=65535)
+# Host names the server answers to (Django's ALLOWED_HOSTS; `*` for any, as in the
+# Docker image). The loopback names are always allowed: the container's health check
+# and `curl localhost` on the machine itself use them, and no other site can make a
+# browser send them. A specific NOMARR_HOST address is allowed too.
+LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+ALLOWED_HOSTS = [
+    *LOOPBACK_HOSTS,
+    *(
+        [f"[{NOMARR_HOST}]" if ":" in NOMARR_HOST else NOMARR_HOST]
+        if NOMARR_HOST not in {"0.0.0.0", "::", "::1", *LOOPBACK_HOSTS}  # noqa: S104
+        else []
+    ),
+    *env_list("NOMARR_ALLOWED_HOSTS", []),
+]
 CSRF_TRUSTED_ORIGINS = env_list("NOMARR_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -87,12 +80,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a Host that is not allowed is told which setting to change.
+    "nomarr_site.hosts.AllowedHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who may see and do what, for every page (the table is nomarr_site/roles.py).
+    "nomarr_site.roles.RoleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -112,6 +109,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "nomarr_site.roles.context",
             ],
         },
     },
@@ -120,17 +118,23 @@ TEMPLATES = [
 WSGI_APPLICATION = "nomarr_site.wsgi.application"
 ASGI_APPLICATION = "nomarr_site.asgi.application"
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("NOMARR_DB_CONN_MAX_AGE", 0),
-    )
-}
+_database_url = env_str("DATABASE_URL", "").strip()
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            _database_url or f"sqlite:///{NOMARR_DATA_DIR / 'db.sqlite3'}",
+            conn_max_age=env_int("NOMARR_DB_CONN_MAX_AGE", 0, minimum=0),
+        )
+    }
+except ValueError as exc:
+    raise SettingError(
+        f"DATABASE_URL must look like postgres://user:pass@host:5432/db or sqlite:///path ({exc})"
+    ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while a worker writes; the busy timeout makes a
     # writer wait for the lock instead of failing at once.
     DATABASES["default"]["OPTIONS"] = {
-        "timeout": env_int("NOMARR_SQLITE_TIMEOUT", 30),
+        "timeout": env_int("NOMARR_SQLITE_TIMEOUT", 30, minimum=1),
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
@@ -166,8 +170,10 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = env_int("NOMARR_LOGIN_ATTEMPTS", 5)
-AXES_COOLOFF_TIME = timedelta(minutes=env_float("NOMARR_LOGIN_COOLOFF_MINUTES", 15))
+AXES_FAILURE_LIMIT = env_int("NOMARR_LOGIN_ATTEMPTS", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env_float("NOMARR_LOGIN_COOLOFF_MINUTES", 15, minimum=0, maximum=525600)
+)
 AXES_RESET_ON_SUCCESS = True
 # Locks a user name at one address, not the address: someone else's failures do not
 # lock out everybody behind the same router or reverse proxy.
@@ -182,7 +188,9 @@ NOMARR_HTTPS = env_bool("NOMARR_HTTPS", False)
 SESSION_COOKIE_SECURE = NOMARR_HTTPS
 CSRF_COOKIE_SECURE = NOMARR_HTTPS
 SECURE_SSL_REDIRECT = NOMARR_HTTPS and env_bool("NOMARR_SSL_REDIRECT", True)
-SECURE_HSTS_SECONDS = env_int("NOMARR_HSTS_SECONDS", 31536000 if NOMARR_HTTPS else 0)
+# The container's health check calls plain http://localhost:8356/health.
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
+SECURE_HSTS_SECONDS = env_int("NOMARR_HSTS_SECONDS", 31536000 if NOMARR_HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("NOMARR_HSTS_SUBDOMAINS", NOMARR_HTTPS)
 SECURE_HSTS_PRELOAD = env_bool("NOMARR_HSTS_PRELOAD", NOMARR_HTTPS)
 if env_bool("NOMARR_BEHIND_PROXY", False):
@@ -191,22 +199,54 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+# The log goes to the console (`docker logs`) and, unless NOMARR_LOG_FILE is `off`,
+# to a file in the data folder, rotated at 10 MB (five kept).
+NOMARR_LOG_LEVEL = env_choice(
+    "NOMARR_LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+)
+_log_file = env_str("NOMARR_LOG_FILE", "").strip()
+NOMARR_LOG_FILE = (
+    None
+    if _log_file.lower() in {"off", "none", "false", "0"}
+    else Path(_log_file).expanduser().resolve()
+    if _log_file
+    else NOMARR_DATA_DIR / "logs" / "nomarr.log"
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("NOMARR_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": NOMARR_LOG_LEVEL},
 }
+if NOMARR_LOG_FILE:
+    writable_dir("NOMARR_LOG_FILE", NOMARR_LOG_FILE.parent)
+    LOGGING["handlers"]["file"] = {
+        "class": "logging.handlers.RotatingFileHandler",
+        "filename": str(NOMARR_LOG_FILE),
+        "maxBytes": 10 * 1024 * 1024,
+        "backupCount": 5,
+        "formatter": "plain",
+        "delay": True,
+    }
+    LOGGING["root"]["handlers"].append("file")
 
 # --- Nomarr -----------------------------------------------------------------
 
 # Where model files live: Essentia model-zoo `.pb` files with their `.json` sidecars.
 # Several folders may be given, separated by ':'; install_models writes into the first.
-NOMARR_MODELS_DIRS = [
-    Path(p).expanduser().resolve()
-    for p in env_list("NOMARR_MODELS_DIR", [str(BASE_DIR / "models")], sep=":")
-]
+# By default the data folder's models/, then the project's (the same folder on bare
+# metal; in the image /config/models for added models, then the ones built in).
+NOMARR_MODELS_DIRS = list(
+    dict.fromkeys(
+        Path(p).expanduser().resolve()
+        for p in env_list(
+            "NOMARR_MODELS_DIR",
+            [str(NOMARR_DATA_DIR / "models"), str(BASE_DIR / "models")],
+            sep=":",
+        )
+    )
+)
 NOMARR_MODELS_DIR = NOMARR_MODELS_DIRS[0]
 # Heads whose file stem starts with one of these give mood words (the rest only scores).
 NOMARR_MOOD_HEADS = env_list(
@@ -217,14 +257,16 @@ NOMARR_NAMESPACE = env_str("NOMARR_NAMESPACE", "nom").strip().lower()
 # Also write the standard multi-value MOOD tag (from mood-regular).
 NOMARR_WRITE_MOOD = env_bool("NOMARR_WRITE_MOOD", True)
 # Tracks shorter than this many seconds are skipped.
-NOMARR_MIN_DURATION = env_float("NOMARR_MIN_DURATION", 7.0)
+NOMARR_MIN_DURATION = env_float("NOMARR_MIN_DURATION", 7.0, minimum=0)
+# Tracks longer than this many seconds (by their header, before decoding) are skipped.
+NOMARR_MAX_DURATION = env_float("NOMARR_MAX_DURATION", 3 * 3600.0, minimum=1)
 # Hop between musicnn patches, in mel frames (a patch is 187 frames, 3 s). 93 is
 # Essentia's default (half overlap): 99 % of tier decisions as Essentia's own models;
 # 187 halves the work at ~96 % (benchmarks/bench_pipeline.py measures both).
-NOMARR_PATCH_HOP = env_int("NOMARR_PATCH_HOP", 93)
+NOMARR_PATCH_HOP = env_int("NOMARR_PATCH_HOP", 93, minimum=1)
 # Patches fed to a backbone in one call: small batches are ~10 % faster on a CPU
 # (benchmarks/bench_pipeline.py --batch-sizes); a GPU wants larger ones.
-NOMARR_BATCH_SIZE = env_int("NOMARR_BATCH_SIZE", 4)
+NOMARR_BATCH_SIZE = env_int("NOMARR_BATCH_SIZE", 4, minimum=1)
 # Library roots, separated by ':'.
 NOMARR_LIBRARY_ROOTS = [
     Path(p).expanduser().resolve() for p in env_list("NOMARR_LIBRARY_ROOTS", [], sep=":")
@@ -236,18 +278,25 @@ NOMARR_LIBRARY_ROOTS = [
 # unset, both stay inside Nomarr (ORM broker, in-memory layer).
 NOMARR_REDIS_URL = env_str("NOMARR_REDIS_URL", "")
 # Seconds one tagging task may run before its worker is recycled.
-NOMARR_JOB_TIMEOUT = env_int("NOMARR_JOB_TIMEOUT", 900)
+NOMARR_JOB_TIMEOUT = env_int("NOMARR_JOB_TIMEOUT", 900, minimum=1)
+# Attempts a job gets: one that times out or loses its worker this often fails, with
+# the reason ("timed out after 900 s, 3 attempts"), instead of running again forever.
+NOMARR_MAX_ATTEMPTS = env_int("NOMARR_MAX_ATTEMPTS", 3, minimum=1)
+
+# Seconds `serve` waits on stop for a busy worker before killing it and putting its
+# job back in the queue; below Docker's 10 s grace, so `docker stop` stays clean.
+NOMARR_STOP_GRACE = env_float("NOMARR_STOP_GRACE", 8.0, minimum=0, maximum=3600)
 
 Q_CLUSTER = {
     "name": env_str("NOMARR_Q_NAME", "nomarr"),
-    "workers": env_int("NOMARR_WORKERS", 1),
+    "workers": env_int("NOMARR_WORKERS", 1, minimum=1),
     "timeout": NOMARR_JOB_TIMEOUT,
     # Must exceed the timeout, or django-q2 hands a slow job to a second worker.
     "retry": NOMARR_JOB_TIMEOUT + 60,
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,
-    "save_limit": env_int("NOMARR_Q_SAVE_LIMIT", 250),
+    "save_limit": env_int("NOMARR_Q_SAVE_LIMIT", 250, minimum=0),
     "label": "Tasks",
 }
 if NOMARR_REDIS_URL:
@@ -277,7 +326,7 @@ else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(env_path("NOMARR_CACHE_DIR", BASE_DIR / ".cache")),
+            "LOCATION": str(env_path("NOMARR_CACHE_DIR", NOMARR_DATA_DIR / ".cache")),
         }
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -306,14 +355,22 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+# GET /metrics without an API key (for a Prometheus on a trusted network).
+NOMARR_METRICS_PUBLIC = env_bool("NOMARR_METRICS_PUBLIC", False)
 # Seconds POST /api/v1/tag waits for its jobs when the request does not say (0: don't wait).
-NOMARR_TAG_WAIT = env_float("NOMARR_TAG_WAIT", 0.0)
+NOMARR_TAG_WAIT = env_float("NOMARR_TAG_WAIT", 0.0, minimum=0)
 # The most a request may ask to wait.
-NOMARR_TAG_MAX_WAIT = env_float("NOMARR_TAG_MAX_WAIT", 300.0)
+NOMARR_TAG_MAX_WAIT = env_float("NOMARR_TAG_MAX_WAIT", 300.0, minimum=0)
 # Lidarr's paths to Nomarr's: "lidarr_prefix=nomarr_prefix" pairs, separated by ','.
-NOMARR_PATH_MAP = [
-    tuple(pair.split("=", 1)) for pair in env_list("NOMARR_PATH_MAP", []) if "=" in pair
-]
+NOMARR_PATH_MAP = env_pairs("NOMARR_PATH_MAP")
+# The largest request body, in MB (Django's DATA_UPLOAD_MAX_MEMORY_SIZE; default 2.5,
+# Django's own): a bigger one is answered 413. A Lidarr payload takes about 0.3 KB per
+# track file.
+NOMARR_MAX_BODY_MB = env_float("NOMARR_MAX_BODY_MB", 2.5, minimum=0.01, maximum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(NOMARR_MAX_BODY_MB * 1024 * 1024)
+# The most track files one Lidarr webhook call may name; more are refused (413) with
+# nothing queued. Below it, even a payload that large is queued in bulk in seconds.
+NOMARR_LIDARR_MAX_FILES = env_int("NOMARR_LIDARR_MAX_FILES", 20000, minimum=1)
 
 # --- Playlists and Navidrome ---------------------------------------------------
 

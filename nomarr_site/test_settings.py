@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from nomarr_site.settings import *  # noqa: F403
-from nomarr_site.settings import BASE_DIR, DATABASES, NOMARR_MODELS_DIRS, Q_CLUSTER
+from nomarr_site.settings import BASE_DIR, DATABASES, LOGGING, NOMARR_MODELS_DIRS, Q_CLUSTER
 
 SHARED_DIR = BASE_DIR.parent / "shared"
 FIXTURE_MODELS_DIR = SHARED_DIR / "fixtures" / "essentia-models"
@@ -36,4 +36,12 @@ Q_CLUSTER = {
     "poll": 0.1,
     "guard_cycle": 0.2,
     "sync": False,
+}
+
+# The console only: test runs leave nothing in the data folder's logs/.
+NOMARR_LOG_FILE = None
+LOGGING = {
+    **LOGGING,
+    "handlers": {"console": LOGGING["handlers"]["console"]},
+    "root": {**LOGGING["root"], "handlers": ["console"]},
 }

@@ -3,6 +3,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from nomarr_site import health, metrics
+
 urlpatterns = [
     path("", include("tagging.urls")),
     path("accounts/", include("accounts.urls")),
@@ -10,4 +12,12 @@ urlpatterns = [
     path("api/v1/", include("tagging.api_urls")),
     path("library/", include("library.urls")),
     path("playlists/", include("playlists.urls")),
+    path("health", health.health, name="health"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]
+
+# What no view answered: JSON under /api/, a page with a message elsewhere.
+handler400 = "nomarr_site.errors.bad_request"
+handler403 = "nomarr_site.errors.permission_denied"
+handler404 = "nomarr_site.errors.page_not_found"
+handler500 = "nomarr_site.errors.server_error"

@@ -8,10 +8,10 @@ Two sources:
   these become Navidrome custom tags (see `navidrome.config_toml`), so only these
   are valid fields: a key that no file carries is unknown to Navidrome too.
 
-Kinds follow the key scheme in the README:
+Kinds follow the key scheme (tagging.keys parses each key):
 
-* `nom_<model>__<label>` is a score (a float): compared as a number;
-* `nom_<model>__<label>__tier`, `nom_mood_strict|regular|loose`, `nom_version` are
+* a score key is a float: compared as a number;
+* tier, mood set and version keys, and any other key under the namespace, are
   strings; the mood sets hold several values each.
 """
 
@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from django.conf import settings
 from django.db import connection
 
 from library.models import TagValue
+from tagging import keys
 
 
 class Kind(StrEnum):
@@ -49,7 +49,12 @@ class Field:
 
     @property
     def is_nomarr(self) -> bool:
-        return bool(self.tag_key) and self.tag_key.startswith(namespace_prefix())
+        return bool(self.tag_key) and self.tag_key.startswith(keys.prefix())
+
+    @property
+    def is_tier(self) -> bool:
+        parsed = keys.parse(self.tag_key)
+        return parsed is not None and parsed.kind == "tier"
 
 
 #: Navidrome fields the preview can evaluate from the library database. artist,
@@ -71,27 +76,19 @@ BUILTIN_FIELDS: dict[str, Field] = {
     )
 }
 
-MOOD_SETS = ("strict", "regular", "loose")
-TIERS = ("high", "medium", "low", "none")
-
-
-def namespace_prefix() -> str:
-    return f"{settings.NOMARR_NAMESPACE.lower()}_"
-
 
 def nomarr_kind(key: str) -> tuple[Kind, bool, str]:
     """(kind, multi-valued, description) of a Nomarr key, from the key scheme."""
-    prefix = namespace_prefix()
-    rest = key[len(prefix) :]
-    if key.endswith("__tier"):
-        return Kind.TAG, False, "tier: high, medium, low or none"
-    if rest in {f"mood_{name}" for name in MOOD_SETS}:
-        return Kind.TAG, True, f"mood words ({rest.removeprefix('mood_')} set)"
-    if "__" in rest:
+    parsed = keys.parse(key)
+    if parsed is None:
+        return Kind.TAG, False, "Nomarr tag"
+    if parsed.kind == "tier":
+        return Kind.TAG, False, f"tier: {', '.join(keys.TIERS[:-1])} or {keys.TIERS[-1]}"
+    if parsed.kind == "mood_set":
+        return Kind.TAG, True, f"mood words ({parsed.label} set)"
+    if parsed.kind == "score":
         return Kind.SCORE, False, "score from 0 to 1"
-    if rest == "version":
-        return Kind.TAG, False, "model set fingerprint"
-    return Kind.TAG, False, "Nomarr tag"
+    return Kind.TAG, False, "model set fingerprint"
 
 
 def nomarr_field(key: str) -> Field:
@@ -107,20 +104,20 @@ def library_keys() -> list[str]:
     lookups. Elsewhere collations may not sort `_` by its code point, so one DISTINCT
     query does it.
     """
-    prefix = namespace_prefix()
+    prefix = keys.prefix()
     ours = TagValue.objects.filter(key__startswith=prefix)
     if connection.vendor != "sqlite":
         return sorted(set(ours.values_list("key", flat=True).distinct()))
     # The first string after every string that starts with prefix (byte order).
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     rows = ours.filter(key__gte=prefix, key__lt=upper).order_by("key")
-    keys: list[str] = []
+    found: list[str] = []
     while True:
-        query = rows.filter(key__gt=keys[-1]) if keys else rows
+        query = rows.filter(key__gt=found[-1]) if found else rows
         key = query.values_list("key", flat=True).first()
         if key is None:
-            return keys
-        keys.append(key)
+            return found
+        found.append(key)
 
 
 @dataclass

@@ -24,8 +24,9 @@ from django.conf import settings
 
 from library.models import LibraryFile
 from library.roots import library_roots
+from nomarr_site.atomic import write_atomically
 from playlists.models import WrittenPlaylist
-from tagging.convert import write_atomically
+from tagging.boundary import OutsideLibrary, Unresolvable, inside_library
 
 MARKER = "Written by Nomarr"
 NSP_COMMENT_NOTE = f"{MARKER}; regenerating it overwrites this file."
@@ -49,14 +50,17 @@ def playlist_dir() -> Path:
     path = Path(raw).expanduser()
     if "\x00" in raw or not path.is_absolute():
         raise PlaylistFileError(f"NOMARR_PLAYLIST_DIR must be an absolute folder path: {raw}")
-    resolved = path.resolve()
     roots = library_roots()
-    if not any(resolved.is_relative_to(root) for root in roots):
+    try:
+        resolved = inside_library(path, roots)
+    except OutsideLibrary:
         where = ", ".join(str(root) for root in roots) or "none configured"
         raise PlaylistFileError(
             f"NOMARR_PLAYLIST_DIR {raw} is outside the library roots ({where}): Navidrome "
             "imports playlists only from inside its music folder, so Nomarr writes none there"
-        )
+        ) from None
+    except Unresolvable as exc:
+        raise PlaylistFileError(f"cannot open NOMARR_PLAYLIST_DIR {raw}: {exc.strerror}") from None
     if resolved.exists() and not resolved.is_dir():
         raise PlaylistFileError(f"NOMARR_PLAYLIST_DIR {raw} is not a folder")
     try:

@@ -84,7 +84,7 @@ def config_toml(keys: list[str] | None = None) -> str:
     catalog = FieldCatalog.from_keys(keys)
     fields = [catalog.get(key) for key in catalog.nomarr_keys]
     scores = sum(1 for f in fields if f.kind is Kind.SCORE)
-    tiers = sum(1 for f in fields if f.name.endswith("__tier"))
+    tiers = sum(1 for f in fields if f.is_tier)
     sets = sum(1 for f in fields if f.multi)
     out = [
         "# Nomarr's tags as Navidrome fields: paste this at the END of navidrome.toml",

@@ -1,12 +1,12 @@
 """Ready-made smart playlists on the keys the current model set writes.
 
 Each preset builds Navidrome rules from a few parameters (thresholds, a mood word,
-the limit). Keys follow the README's scheme: the Essentia heads
-(`nom_mood_happy_msd_musicnn_1__happy`, `nom_danceability_msd_musicnn_1__danceable`,
-...), the musicnn backbones' own tags (`nom_msd_musicnn_1__chill`,
-`nom_mtt_musicnn_1__slow`, ...), tiers and the mood sets. A preset whose keys no
-file in the library carries says which (`missing_keys`): its playlist would be
-empty, and Navidrome would not know those fields.
+the limit). It reads the current model set's labels (`Score`, its keys built by
+tagging.keys): the Essentia heads (mood_happy-msd-musicnn-1's happy,
+danceability-msd-musicnn-1's danceable, ...), the musicnn backbones' own tags
+(msd-musicnn-1's chill, mtt-musicnn-1's slow, ...), tiers and the mood sets. A preset
+whose keys no file in the library carries says which (`missing_keys`): its playlist
+would be empty, and Navidrome would not know those fields.
 
 The heads output probabilities (two classes summing to 1), so their thresholds sit
 around 0.5-0.8; the backbones' tags are independent sigmoids that rarely pass 0.5,
@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from playlists.fields import MOOD_SETS, TIERS, FieldCatalog, namespace_prefix
+from playlists.fields import FieldCatalog
 from playlists.rules import MAX_LIMIT, fields_used
+from tagging.keys import MOOD_SETS, TIERS, mood_set_key, prefix, score_key, tier_key
 
 MOOD_WORDS = (
     "happy",
@@ -32,24 +33,42 @@ MOOD_WORDS = (
     "voice",
 )
 
-# Key suffixes (after "nom_") of the current model set.
-HAPPY = "mood_happy_msd_musicnn_1__happy"
-SAD = "mood_sad_msd_musicnn_1__sad"
-RELAXED = "mood_relaxed_msd_musicnn_1__relaxed"
-AGGRESSIVE = "mood_aggressive_msd_musicnn_1__aggressive"
-PARTY = "mood_party_msd_musicnn_1__party"
-DANCEABLE = "danceability_msd_musicnn_1__danceable"
-INSTRUMENTAL = "voice_instrumental_msd_musicnn_1__instrumental"
-VOICE = "voice_instrumental_msd_musicnn_1__voice"
-FEMALE = "gender_msd_musicnn_1__female"
+
+@dataclass(frozen=True)
+class Score:
+    """One label of one model of the current set; its keys are built when a preset is."""
+
+    model: str  # the model file's stem
+    label: str  # as its sidecar says
+
+    @property
+    def key(self) -> str:
+        return score_key(self.model, self.label)
+
+    @property
+    def tier_key(self) -> str:
+        return tier_key(self.model, self.label)
 
 
-def msd(label: str) -> str:
-    return f"msd_musicnn_1__{label}"
+HAPPY = Score("mood_happy-msd-musicnn-1", "happy")
+SAD = Score("mood_sad-msd-musicnn-1", "sad")
+RELAXED = Score("mood_relaxed-msd-musicnn-1", "relaxed")
+AGGRESSIVE = Score("mood_aggressive-msd-musicnn-1", "aggressive")
+PARTY = Score("mood_party-msd-musicnn-1", "party")
+DANCEABLE = Score("danceability-msd-musicnn-1", "danceable")
+INSTRUMENTAL = Score("voice_instrumental-msd-musicnn-1", "instrumental")
+VOICE = Score("voice_instrumental-msd-musicnn-1", "voice")
+FEMALE = Score("gender-msd-musicnn-1", "female")
 
 
-def mtt(label: str) -> str:
-    return f"mtt_musicnn_1__{label}"
+def msd(label: str) -> Score:
+    """One of the MSD musicnn backbone's own tags."""
+    return Score("msd-musicnn-1", label)
+
+
+def mtt(label: str) -> Score:
+    """One of the MagnaTagATune musicnn backbone's own tags."""
+    return Score("mtt-musicnn-1", label)
 
 
 class PresetError(ValueError):
@@ -89,7 +108,7 @@ def score(name: str, label: str, default: float) -> Param:
 
 LIMIT = Param("limit", "at most this many tracks", "int", 100)
 
-Builder = Callable[[dict, Callable[[str], str]], dict]
+Builder = Callable[[dict], dict]
 
 
 @dataclass(frozen=True)
@@ -120,8 +139,7 @@ class Preset:
 
     def rules(self, raw: Mapping[str, object] | None = None) -> dict:
         values = self.values(raw)
-        prefix = namespace_prefix()
-        body = self.build(values, lambda suffix: prefix + suffix)
+        body = self.build(values)
         rules = {"name": self.name, "comment": self.description, **body}
         if "limit" in values:
             rules["limit"] = values["limit"]
@@ -129,19 +147,19 @@ class Preset:
 
     def keys(self) -> list[str]:
         """The Nomarr keys the preset reads (with its default parameters)."""
-        prefix = namespace_prefix()
-        return [name for name in fields_used(self.rules()) if name.startswith(prefix)]
+        ours = prefix()
+        return [name for name in fields_used(self.rules()) if name.startswith(ours)]
 
     def missing_keys(self, catalog: FieldCatalog) -> list[str]:
         return [key for key in self.keys() if key not in catalog]
 
 
-def gt(key: str, value: float) -> dict:
-    return {"gt": {key: value}}
+def gt(score: Score, value: float) -> dict:
+    return {"gt": {score.key: value}}
 
 
-def lt(key: str, value: float) -> dict:
-    return {"lt": {key: value}}
+def lt(score: Score, value: float) -> dict:
+    return {"lt": {score.key: value}}
 
 
 PRESETS: tuple[Preset, ...] = (
@@ -150,9 +168,9 @@ PRESETS: tuple[Preset, ...] = (
         "Happy and energetic",
         "Happy and danceable, happiest first.",
         (score("happy", "happy above", 0.7), score("energy", "danceable above", 0.6), LIMIT),
-        lambda v, k: {
-            "all": [gt(k(HAPPY), v["happy"]), gt(k(DANCEABLE), v["energy"])],
-            "sort": f"-{k(HAPPY)}",
+        lambda v: {
+            "all": [gt(HAPPY, v["happy"]), gt(DANCEABLE, v["energy"])],
+            "sort": f"-{HAPPY.key}",
         },
     ),
     Preset(
@@ -165,15 +183,15 @@ PRESETS: tuple[Preset, ...] = (
             score("chill", "chill/chillout/mellow above", 0.1),
             LIMIT,
         ),
-        lambda v, k: {
+        lambda v: {
             "all": [
-                gt(k(RELAXED), v["relaxed"]),
-                lt(k(AGGRESSIVE), v["aggressive"]),
+                gt(RELAXED, v["relaxed"]),
+                lt(AGGRESSIVE, v["aggressive"]),
                 {
                     "any": [
-                        gt(k(msd("chill")), v["chill"]),
-                        gt(k(msd("chillout")), v["chill"]),
-                        gt(k(msd("mellow")), v["chill"]),
+                        gt(msd("chill"), v["chill"]),
+                        gt(msd("chillout"), v["chill"]),
+                        gt(msd("mellow"), v["chill"]),
                     ]
                 },
             ],
@@ -190,12 +208,12 @@ PRESETS: tuple[Preset, ...] = (
             score("danceable", "or danceable below", 0.4),
             LIMIT,
         ),
-        lambda v, k: {
+        lambda v: {
             "all": [
-                gt(k(SAD), v["sad"]),
-                {"any": [gt(k(mtt("slow")), v["slow"]), lt(k(DANCEABLE), v["danceable"])]},
+                gt(SAD, v["sad"]),
+                {"any": [gt(mtt("slow"), v["slow"]), lt(DANCEABLE, v["danceable"])]},
             ],
-            "sort": f"-{k(SAD)}",
+            "sort": f"-{SAD.key}",
         },
     ),
     Preset(
@@ -203,12 +221,12 @@ PRESETS: tuple[Preset, ...] = (
         "Party",
         "Party and danceable, or with party among its mood words; most danceable first.",
         (score("party", "party above", 0.6), score("danceable", "danceable above", 0.6), LIMIT),
-        lambda v, k: {
+        lambda v: {
             "any": [
-                {"all": [gt(k(PARTY), v["party"]), gt(k(DANCEABLE), v["danceable"])]},
-                {"is": {k("mood_regular"): "party"}},
+                {"all": [gt(PARTY, v["party"]), gt(DANCEABLE, v["danceable"])]},
+                {"is": {mood_set_key("regular"): "party"}},
             ],
-            "sort": f"-{k(DANCEABLE)}",
+            "sort": f"-{DANCEABLE.key}",
         },
     ),
     Preset(
@@ -221,11 +239,11 @@ PRESETS: tuple[Preset, ...] = (
             score("aggressive", "aggressive below", 0.3),
             LIMIT,
         ),
-        lambda v, k: {
+        lambda v: {
             "all": [
-                gt(k(INSTRUMENTAL), v["instrumental"]),
-                gt(k(RELAXED), v["relaxed"]),
-                lt(k(AGGRESSIVE), v["aggressive"]),
+                gt(INSTRUMENTAL, v["instrumental"]),
+                gt(RELAXED, v["relaxed"]),
+                lt(AGGRESSIVE, v["aggressive"]),
             ],
             "sort": "random",
         },
@@ -239,9 +257,9 @@ PRESETS: tuple[Preset, ...] = (
             score("danceable", "danceable above", 0.6),
             LIMIT,
         ),
-        lambda v, k: {
-            "all": [gt(k(AGGRESSIVE), v["aggressive"]), gt(k(DANCEABLE), v["danceable"])],
-            "sort": f"-{k(AGGRESSIVE)}",
+        lambda v: {
+            "all": [gt(AGGRESSIVE, v["aggressive"]), gt(DANCEABLE, v["danceable"])],
+            "sort": f"-{AGGRESSIVE.key}",
         },
     ),
     Preset(
@@ -251,19 +269,19 @@ PRESETS: tuple[Preset, ...] = (
         "tier); shuffled.",
         (
             Param("mood", "mood word", "choice", "happy", MOOD_WORDS),
-            Param("set", "mood set", "choice", "regular", MOOD_SETS),
+            Param("set", "mood set", "choice", "regular", tuple(MOOD_SETS)),
             LIMIT,
         ),
-        lambda v, k: {"all": [{"is": {k(f"mood_{v['set']}"): v["mood"]}}], "sort": "random"},
+        lambda v: {"all": [{"is": {mood_set_key(v["set"]): v["mood"]}}], "sort": "random"},
     ),
     Preset(
         "dance-floor",
         "Dance floor",
         "Danceability in the chosen tier; most danceable first.",
         (Param("tier", "danceable tier", "choice", "high", TIERS[:3]), LIMIT),
-        lambda v, k: {
-            "all": [{"is": {k(f"{DANCEABLE}__tier"): v["tier"]}}],
-            "sort": f"-{k(DANCEABLE)}",
+        lambda v: {
+            "all": [{"is": {DANCEABLE.tier_key: v["tier"]}}],
+            "sort": f"-{DANCEABLE.key}",
         },
     ),
     Preset(
@@ -276,11 +294,11 @@ PRESETS: tuple[Preset, ...] = (
             score("aggressive", "aggressive below", 0.4),
             LIMIT,
         ),
-        lambda v, k: {
+        lambda v: {
             "all": [
-                gt(k(msd("acoustic")), v["acoustic"]),
-                gt(k(msd("mellow")), v["mellow"]),
-                lt(k(AGGRESSIVE), v["aggressive"]),
+                gt(msd("acoustic"), v["acoustic"]),
+                gt(msd("mellow"), v["mellow"]),
+                lt(AGGRESSIVE, v["aggressive"]),
             ],
             "sort": "random",
         },
@@ -294,10 +312,10 @@ PRESETS: tuple[Preset, ...] = (
             score("instrumental", "instrumental above", 0.5),
             LIMIT,
         ),
-        lambda v, k: {
+        lambda v: {
             "all": [
-                {"any": [gt(k(msd("ambient")), v["ambient"]), gt(k(mtt("ambient")), v["ambient"])]},
-                gt(k(INSTRUMENTAL), v["instrumental"]),
+                {"any": [gt(msd("ambient"), v["ambient"]), gt(mtt("ambient"), v["ambient"])]},
+                gt(INSTRUMENTAL, v["instrumental"]),
             ],
             "sort": "random",
         },
@@ -307,9 +325,9 @@ PRESETS: tuple[Preset, ...] = (
         "Feel-good pop",
         "Tagged pop and happy; happiest first.",
         (score("pop", "pop above", 0.2), score("happy", "happy above", 0.6), LIMIT),
-        lambda v, k: {
-            "all": [gt(k(msd("pop")), v["pop"]), gt(k(HAPPY), v["happy"])],
-            "sort": f"-{k(HAPPY)},title",
+        lambda v: {
+            "all": [gt(msd("pop"), v["pop"]), gt(HAPPY, v["happy"])],
+            "sort": f"-{HAPPY.key},title",
         },
     ),
     Preset(
@@ -317,8 +335,8 @@ PRESETS: tuple[Preset, ...] = (
         "Female vocals",
         "Sung, by a female voice; shuffled.",
         (score("voice", "voice above", 0.6), score("female", "female above", 0.6), LIMIT),
-        lambda v, k: {
-            "all": [gt(k(VOICE), v["voice"]), gt(k(FEMALE), v["female"])],
+        lambda v: {
+            "all": [gt(VOICE, v["voice"]), gt(FEMALE, v["female"])],
             "sort": "random",
         },
     ),
@@ -328,11 +346,11 @@ PRESETS: tuple[Preset, ...] = (
         "Tagged easy listening, with neither sad nor aggressive among its mood words "
         "(loose set); shuffled.",
         (score("easy", "easy listening above", 0.1), LIMIT),
-        lambda v, k: {
+        lambda v: {
             "all": [
-                gt(k(msd("easy_listening")), v["easy"]),
-                {"isNot": {k("mood_loose"): "sad"}},
-                {"isNot": {k("mood_loose"): "aggressive"}},
+                gt(msd("easy_listening"), v["easy"]),
+                {"isNot": {mood_set_key("loose"): "sad"}},
+                {"isNot": {mood_set_key("loose"): "aggressive"}},
             ],
             "sort": "random",
         },
@@ -342,18 +360,18 @@ PRESETS: tuple[Preset, ...] = (
         "Heavy and loud",
         "Metal, hard rock or heavy metal, and loud; loudest first.",
         (score("heavy", "metal/hard rock above", 0.2), score("loud", "loud above", 0.2), LIMIT),
-        lambda v, k: {
+        lambda v: {
             "all": [
                 {
                     "any": [
-                        gt(k(msd("metal")), v["heavy"]),
-                        gt(k(msd("hard_rock")), v["heavy"]),
-                        gt(k(msd("heavy_metal")), v["heavy"]),
+                        gt(msd("metal"), v["heavy"]),
+                        gt(msd("hard_rock"), v["heavy"]),
+                        gt(msd("heavy_metal"), v["heavy"]),
                     ]
                 },
-                gt(k(mtt("loud")), v["loud"]),
+                gt(mtt("loud"), v["loud"]),
             ],
-            "sort": f"-{k(mtt('loud'))}",
+            "sort": f"-{mtt('loud').key}",
         },
     ),
     Preset(
@@ -361,11 +379,11 @@ PRESETS: tuple[Preset, ...] = (
         "Quiet piano",
         "Piano, soft or quiet, without vocals; shuffled.",
         (score("piano", "piano above", 0.2), score("soft", "soft/quiet above", 0.15), LIMIT),
-        lambda v, k: {
+        lambda v: {
             "all": [
-                gt(k(mtt("piano")), v["piano"]),
-                {"any": [gt(k(mtt("soft")), v["soft"]), gt(k(mtt("quiet")), v["soft"])]},
-                {"notContains": {k("mood_loose"): "voice"}},
+                gt(mtt("piano"), v["piano"]),
+                {"any": [gt(mtt("soft"), v["soft"]), gt(mtt("quiet"), v["soft"])]},
+                {"notContains": {mood_set_key("loose"): "voice"}},
             ],
             "sort": "random",
         },

@@ -31,7 +31,8 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Lower
 
 from library.models import LibraryFile, TagValue
-from playlists.fields import TIERS, Field, FieldCatalog, Kind
+from playlists.fields import Field, FieldCatalog, Kind
+from tagging.keys import TIERS
 
 #: Navidrome's operator names (it lowercases what it reads) -> the spelling written.
 OPERATORS = {
@@ -226,7 +227,7 @@ def _check_operand(op: str, f: Field, operand: object) -> str | None:
         return None
     if not isinstance(operand, str):
         return f"{op} on {f.name} needs a string, not {operand!r}"
-    if f.name.endswith("__tier") and operand not in TIERS:
+    if f.is_tier and operand not in TIERS:
         return f"{f.name} is a tier: {op} needs one of {', '.join(TIERS)}, not {operand!r}"
     return None
 

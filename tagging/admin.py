@@ -27,8 +27,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Remove selected jobs (not running ones)")
     def remove(self, request, queryset: QuerySet[Job]) -> None:
-        running = queryset.filter(status=Job.Status.RUNNING).count()
-        deleted, _ = queryset.exclude(status=Job.Status.RUNNING).delete()
+        deleted, running = queryset.remove_unless_running()
         self.message_user(request, f"{deleted} jobs removed")
         if running:
             self.message_user(request, f"{running} running jobs kept", level=messages.WARNING)

@@ -1,9 +1,8 @@
 """/api/v1/: the API's addresses, its OpenAPI schema and its documentation pages."""
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from nomarr_site.api import not_found
+from nomarr_site.api import RedocPage, SchemaPage, SwaggerPage, not_found
 from tagging import api
 
 app_name = "api"
@@ -21,9 +20,9 @@ urlpatterns = [
     path("admin/worker/pause", api.WorkerPauseView.as_view(), name="worker-pause"),
     path("admin/worker/resume", api.WorkerResumeView.as_view(), name="worker-resume"),
     path("admin/models/refresh", api.ModelsRefreshView.as_view(), name="models-refresh"),
-    path("schema/", SpectacularAPIView.as_view(api_version="1"), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("schema/", SchemaPage.as_view(api_version="1"), name="schema"),
+    path("docs/", SwaggerPage.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", RedocPage.as_view(url_name="api:schema"), name="redoc"),
     # Anything else under /api/v1/ is a JSON 404, not Django's HTML page.
     re_path(r"^.*$", not_found),
 ]

@@ -13,12 +13,15 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tagging import runtime
+from tagging.models import WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ class Head:
     input_name: str = ""
     output_name: str = ""
     is_mood: bool = False
-    _algorithm: object = field(default=None, repr=False, compare=False)
+    _algorithm: Callable[[np.ndarray], Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_two_class(self) -> bool:
@@ -85,7 +88,7 @@ class Backbone:
     embeddings_output: str
     predictions_output: str | None
     heads: list[Head] = field(default_factory=list)
-    _algorithms: dict = field(default_factory=dict, repr=False, compare=False)
+    _algorithms: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_musicnn(self) -> bool:
@@ -147,7 +150,7 @@ class Catalog:
         return [head for backbone in self.backbones for head in backbone.heads]
 
 
-def _read_sidecar(pb: Path) -> dict:
+def _read_sidecar(pb: Path) -> dict[str, Any]:
     sidecar = pb.with_suffix(".json")
     if not sidecar.exists():
         raise ModelError(f"no sidecar {sidecar.name}")
@@ -160,14 +163,14 @@ def _read_sidecar(pb: Path) -> dict:
     return data
 
 
-def _output(sidecar: dict, purpose: str) -> str | None:
+def _output(sidecar: dict[str, Any], purpose: str) -> str | None:
     for out in sidecar.get("schema", {}).get("outputs", []) or []:
         if isinstance(out, dict) and out.get("output_purpose") == purpose and out.get("name"):
             return str(out["name"])
     return None
 
 
-def _classes(sidecar: dict) -> list[str]:
+def _classes(sidecar: dict[str, Any]) -> list[str]:
     classes = sidecar.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise ModelError("sidecar has no list of classes")
@@ -176,7 +179,7 @@ def _classes(sidecar: dict) -> list[str]:
     return classes
 
 
-def _input(sidecar: dict) -> str:
+def _input(sidecar: dict[str, Any]) -> str:
     inputs = sidecar.get("schema", {}).get("inputs") or []
     if not inputs or not isinstance(inputs[0], dict) or not inputs[0].get("name"):
         raise ModelError("sidecar names no input")
@@ -192,7 +195,7 @@ def discover(model_dirs: list[Path], mood_prefixes: list[str]) -> Catalog:
     """Read every sidecar under model_dirs and wire heads to their backbones."""
     skipped: list[tuple[str, str]] = []
     backbones: dict[str, Backbone] = {}
-    heads: list[tuple[Path, dict]] = []
+    heads: list[tuple[Path, dict[str, Any]]] = []
     digest = hashlib.sha256()
     seen: set[str] = set()
 
@@ -310,3 +313,30 @@ def refresh_catalog() -> Catalog:
     with _lock:
         _catalog = None
     return get_catalog()
+
+
+# --- the current model set ------------------------------------------------------------
+
+_loaded_generation: int | None = None
+
+
+def current_catalog() -> Catalog:
+    """The catalog of the model set in use now, for jobs and scans alike.
+
+    This process's cached catalog, read again from disk when a models refresh
+    anywhere (the shared WorkerState.models_generation, bumped by
+    `tagging.jobs.refresh_models`) has moved since this process loaded it."""
+    global _loaded_generation
+    generation = WorkerState.get().models_generation
+    if generation != _loaded_generation:
+        catalog = refresh_catalog()
+        _loaded_generation = generation
+        return catalog
+    return get_catalog()
+
+
+def current_version() -> str | None:
+    """The current model set's version (what a tagged file carries as nom_version),
+    or None when no head is installed, so nothing can be tagged."""
+    catalog = current_catalog()
+    return catalog.fingerprint if catalog.heads else None

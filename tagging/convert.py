@@ -9,7 +9,7 @@ checkpoint, and pin the `is_training` placeholder to False.
 This module imports `tensorflow`, which cannot live in the same process as
 Essentia's bundled TensorFlow (both register the same ops and abort). So it runs
 as its own process: `python -m tagging.convert OUT_DIR`, started by
-`manage.py install_models`. It needs no Django.
+`manage.py install_models`. It needs no Django (nomarr_site.atomic imports none).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
+
+from nomarr_site.atomic import write_atomically
 
 INPUT = "model/Placeholder"
 IS_TRAINING = "model/Placeholder_2"
@@ -132,24 +133,6 @@ def freeze_checkpoint(checkpoint_dir: Path) -> bytes:
     if leftover:
         raise RuntimeError(f"frozen graph still holds {sorted(leftover)}")
     return frozen.SerializeToString()
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write beside the target and rename, so a half-written file never lands.
-
-    The temp name (`.nomarr-*.tmp`) is one that model discovery, the library scanner
-    and Navidrome all pass over."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".nomarr-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def convert_all(out_dir: Path) -> list[str]:

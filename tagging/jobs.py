@@ -3,24 +3,46 @@
 The Job table is the queue and the truth; django-q2 only carries "run job N"
 messages to the workers. A message for a job that is no longer pending does
 nothing, so duplicate or late messages are harmless, and any pending job can be
-dispatched again after a crash, a pause or a reset.
+dispatched again after a crash, a pause or a reset: `recover` sends every pending
+job again whenever a worker cluster starts (tagging/watchdog.py), because the
+messages a dead cluster had taken are lost with it or locked until the broker's
+retry time.
+
+A job gets NOMARR_MAX_ATTEMPTS attempts. An attempt that ends without a result
+(django-q2's timeout, the worker killed or crashed) puts the job back with the
+reason on it, until the last one, which leaves the job failed with the reason
+("timed out after 900 s, 3 attempts"). A job interrupted by Nomarr itself
+stopping its workers gets its attempt back.
+
+Tagging knows nothing of the library: a job that tagged a file sends
+`tagging.signals.file_tagged`, and the library refreshes its rows. Whether a
+claim's worker is dead is nomarr_site/workers.py's rule, shared with the scans;
+how a renamed file's job follows it is `follow_rename`, shared by the Lidarr
+webhook and the scanner.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db.models import F
 from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.exceptions import TimeoutException
+from django_q.tasks import async_task
 
+from nomarr_site.workers import claim_is_dead, process_gone, worker_id
+from tagging import boundary, catalog, live, pipeline, writers
 from tagging.models import Job, WorkerState
+from tagging.signals import file_tagged
 
 log = logging.getLogger(__name__)
 Status = Job.Status
@@ -30,18 +52,16 @@ class JobConflict(Exception):
     """The operation does not fit the job's state (for example removing a running job)."""
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 # --- queueing -------------------------------------------------------------------
 
 
 def queue_file(path: Path, force: bool = False) -> tuple[Job, bool]:
-    """A job for path: the live one if it already has one, else a new pending job.
+    """A job for path's real path: the live one if it already has one, else a new
+    pending job. Returns (job, created).
 
-    Returns (job, created)."""
-    key = str(path)
+    A path outside the library is refused: boundary.OutsideLibrary (or
+    boundary.Unresolvable for a symlink loop), and no job."""
+    key = str(boundary.inside_library(path))
     existing = Job.objects.filter(path=key, status__in=Job.ACTIVE).first()
     if existing:
         if force and not existing.force and existing.status == Status.PENDING:
@@ -60,37 +80,200 @@ def queue_file(path: Path, force: bool = False) -> tuple[Job, bool]:
 
 
 def queue_paths(paths: list[Path], force: bool = False) -> list[Job]:
-    """Jobs for every file named and every audio file under every folder named."""
-    from tagging.pipeline import audio_files
+    """Jobs for every file named and every audio file under every folder named.
 
-    return [queue_file(path, force)[0] for path in audio_files(paths)]
+    Each file is checked on its own (`boundary.library_files`): what is outside the
+    library, a symlink out of it included, is left out and logged. A caller that
+    shows the refusals asks `boundary.library_files` and queues its `files`."""
+    found = boundary.library_files(paths)
+    for refused in found.refused:
+        log.warning("not queued: %s", refused.detail)
+    return [queue_file(path, force)[0] for path in found.files]
+
+
+# Files looked up and inserted per query in queue_files: well under every database's
+# limit on the parameters of one statement.
+QUEUE_CHUNK = 500
+
+
+def queue_files(paths: list[Path], force: bool = False) -> list[tuple[Job, bool]]:
+    """queue_file for many files at once: (job, created) for each path, in order.
+
+    One look-up and one insert per chunk of QUEUE_CHUNK files instead of two queries
+    and a broker message per file, and one `dispatch` of every new job, so a request
+    that names thousands of files (a Lidarr webhook) answers in seconds. A file named
+    twice gets the same job twice (created once).
+
+    Every path is checked as queue_file checks it, all before anything is queued: a
+    path outside the library raises boundary.OutsideLibrary (boundary.Unresolvable
+    for a symlink loop) and queues nothing."""
+    roots = boundary.library_roots()
+    keys = [str(boundary.inside_library(path, roots)) for path in paths]
+    found: dict[str, tuple[Job, bool]] = {}
+    unique = list(dict.fromkeys(keys))
+    new_ids: list[int] = []
+    for start in range(0, len(unique), QUEUE_CHUNK):
+        chunk = unique[start : start + QUEUE_CHUNK]
+        active = Job.objects.filter(path__in=chunk, status__in=Job.ACTIVE)
+        existing = {job.path: job for job in active}
+        if force:
+            # A forced request (Lidarr's Retag) must not be lost in a plain pending job.
+            plain = [j for j in existing.values() if j.status == Status.PENDING and not j.force]
+            Job.objects.filter(pk__in=[job.pk for job in plain], status=Status.PENDING).update(
+                force=True
+            )
+            for job in plain:
+                job.force = True
+        found.update((key, (job, False)) for key, job in existing.items())
+        fresh = [Job(path=key, force=force) for key in chunk if key not in existing]
+        try:
+            with transaction.atomic():
+                created = Job.objects.bulk_create(fresh)
+        except IntegrityError:
+            # Another request queued some of these between our look and our insert.
+            found.update((job.path, queue_file(Path(job.path), force)) for job in fresh)
+            continue
+        found.update((job.path, (job, True)) for job in created)
+        new_ids += [job.pk for job in created]
+    transaction.on_commit(lambda: dispatch(new_ids))
+    answers, given = [], set()
+    for key in keys:
+        job, created = found[key]
+        answers.append((job, created and key not in given))
+        given.add(key)
+    return answers
+
+
+@dataclass(frozen=True)
+class RenameResult:
+    """What following a rename did: `outcome` is one of
+
+    * "moved": the pending job now names the new path (`job` is it);
+    * "merged": the new path had its own live job, so the old path's pending job
+      was removed (`job` is the new path's job, None if it finished meanwhile;
+      `removed` is the id of the job that was removed);
+    * "running": the old path's job already started; it finishes on the old path
+      and the new path needs tagging again (`job` is the running one);
+    * "no_pending_job": no live job names any of the old paths (`job` is None).
+    """
+
+    outcome: str
+    job: Job | None = None
+    removed: int | None = None
+
+
+def follow_rename(old_paths: Iterable[str | os.PathLike], new: str | os.PathLike) -> RenameResult:
+    """Point the live job of a file that was renamed (from any of old_paths) at new.
+
+    The one rule for renames, used by the Lidarr webhook and by the scanner's move
+    detection. old_paths are the spellings the old file may have been queued under
+    (as given, resolved); new is the file's real path now."""
+    target = os.fspath(new)
+    candidates = {os.fspath(path) for path in old_paths}
+    live_job = Job.objects.filter(path__in=candidates, status__in=Job.ACTIVE).first()
+    if live_job is None:
+        return RenameResult("no_pending_job")
+    pending = Job.objects.filter(pk=live_job.pk, status=Status.PENDING)
+    try:
+        with transaction.atomic():
+            moved = pending.update(path=target)
+    except IntegrityError:
+        # The new path has its own live job already: the old one would only fail.
+        pending.delete()
+        existing = Job.objects.filter(path=target, status__in=Job.ACTIVE).first()
+        return RenameResult("merged", existing, removed=live_job.pk)
+    if not moved:
+        live_job.status = Status.RUNNING
+        return RenameResult("running", live_job)
+    live_job.path, live_job.status = target, Status.PENDING
+    return RenameResult("moved", live_job)
+
+
+# More run messages than this are not sent by the caller but by a worker: a message
+# costs a millisecond or more, and a request must answer in seconds whatever it queued.
+DISPATCH_INLINE = 100
 
 
 def dispatch(job_ids: list[int]) -> None:
-    """Send a run message for each job to the workers."""
-    from django_q.brokers import get_broker
-    from django_q.tasks import async_task
+    """Send a run message for each job to the workers.
 
+    Up to DISPATCH_INLINE messages are sent at once; more are handed to a worker in
+    one message (tagging.tasks.send_run_messages) that sends them, so a request that
+    queued 20,000 files does not wait for 20,000 messages."""
+    if len(job_ids) > DISPATCH_INLINE:
+        async_task(
+            "tagging.tasks.send_run_messages",
+            list(job_ids),
+            task_name=f"send {len(job_ids)} run messages",
+            group="dispatch",
+        )
+    else:
+        send_run_messages(job_ids)
+
+
+# Messages sent per transaction by send_run_messages: one commit for many with the ORM
+# broker, and short enough that other writers of a SQLite database hardly wait.
+MESSAGES_PER_COMMIT = 500
+
+
+def send_run_messages(job_ids: list[int]) -> None:
+    """Send a run message for each job now (dispatch decides who sends them)."""
     if not job_ids:
         return
     broker = get_broker()
-    # One transaction: one commit for all messages with the ORM broker, and django-q2
-    # does not close this connection before each message (it does in autocommit).
-    with transaction.atomic():
-        for job_id in job_ids:
-            async_task(
-                "tagging.tasks.run_job",
-                job_id,
-                task_name=f"tag job {job_id}",
-                group="tag",
-                broker=broker,
-            )
+    for start in range(0, len(job_ids), MESSAGES_PER_COMMIT):
+        # In a transaction, django-q2 does not close this connection before each
+        # message (it does in autocommit).
+        with transaction.atomic():
+            for job_id in job_ids[start : start + MESSAGES_PER_COMMIT]:
+                async_task(
+                    "tagging.tasks.run_job",
+                    job_id,
+                    task_name=f"tag job {job_id}",
+                    group="tag",
+                    broker=broker,
+                )
 
 
 def dispatch_pending() -> int:
+    """Send every pending job to the workers again; how many were sent."""
     ids = list(Job.objects.filter(status=Status.PENDING).values_list("pk", flat=True))
     dispatch(ids)
     return len(ids)
+
+
+def recover() -> tuple[int, int]:
+    """What a starting worker cluster does first: put back the jobs that dead
+    workers left running, then send every pending job again (the messages the old
+    cluster had taken died with it, or wait for the broker's retry time). Returns
+    (jobs put back, jobs sent)."""
+    reset = _reset_stuck(send=False)
+    return reset, dispatch_pending()
+
+
+#: The queue counts as stalled when jobs wait, nothing runs, and no job started or
+#: finished for this many seconds.
+STALLED_AFTER = 300
+
+
+def dispatch_stalled() -> int:
+    """Send the pending jobs again if the queue is stalled; how many were sent.
+
+    For a message lost without its cluster starting again (a cluster on another host
+    that died for good): the schedule calls this every few minutes, and a live
+    cluster then takes the jobs. A queue that moves is left alone."""
+    if WorkerState.get().paused or Job.objects.filter(status=Status.RUNNING).exists():
+        return 0
+    cutoff = timezone.now() - timedelta(seconds=STALLED_AFTER)
+    waiting = Job.objects.filter(status=Status.PENDING, created_at__lt=cutoff)
+    recent = Job.objects.filter(started_at__gte=cutoff) | Job.objects.filter(
+        finished_at__gte=cutoff
+    )
+    if not waiting.exists() or recent.exists():
+        return 0
+    sent = dispatch_pending()
+    log.warning("the queue was stalled: sent %d pending jobs again", sent)
+    return sent
 
 
 # --- running --------------------------------------------------------------------
@@ -111,18 +294,24 @@ def claim(job_id: int) -> bool:
 
 
 def run(job_id: int) -> str:
-    """Claim and run one job; the job's row says how it went. Safe to call twice."""
-    from tagging import live, pipeline
-    from tagging.catalog import refresh_catalog
+    """Claim and run one job; the job's row says how it went. Safe to call twice.
 
-    state = WorkerState.get()
-    if state.paused:
+    A tagged file is announced with the `file_tagged` signal (the library refreshes
+    its rows) before the job is marked done."""
+    if WorkerState.get().paused:
         return "paused"
     if not claim(job_id):
         return "not pending"
-    if state.models_generation != _loaded_generation.get("value"):
-        refresh_catalog()
-        _loaded_generation["value"] = state.models_generation
+    try:
+        return _run_claimed(job_id)
+    except TimeoutException:
+        # django-q2's timeout is a SystemExit: record the attempt, then let django-q2
+        # recycle the worker.
+        end_attempt(job_id, worker_id(), f"timed out after {settings.NOMARR_JOB_TIMEOUT} s")
+        raise
+
+
+def _run_claimed(job_id: int) -> str:
     job = Job.objects.get(pk=job_id)
     live.announce(job_id)
 
@@ -133,7 +322,10 @@ def run(job_id: int) -> str:
         live.announce(job_id)
 
     try:
-        result = pipeline.tag_file(Path(job.path), force=job.force, progress=progress)
+        catalog.current_catalog()  # the models of the current set, reloaded after a refresh
+        # Checked again: a folder may have become a symlink out since it was queued.
+        path = boundary.inside_library(job.path)
+        result = pipeline.tag_file(path, force=job.force, progress=progress)
         outcome = {
             "status": result.status,
             "reason": result.error if result.status == "skipped" else "",
@@ -142,21 +334,18 @@ def run(job_id: int) -> str:
         }
         status = Status.ERROR if result.status == "error" else Status.DONE
         error = result.error if status == Status.ERROR else ""
+    except (boundary.OutsideLibrary, boundary.Unresolvable) as exc:
+        outcome, status, error = None, Status.ERROR, f"refused: {exc}"
     except Exception as exc:
         log.exception("job %s failed", job_id)
         outcome, status, error = None, Status.ERROR, f"internal error: {exc}"
     if outcome and outcome["status"] == "tagged":
-        from library.scanning import refresh_quietly
-
-        refresh_quietly(job.path)  # the library's rows now; never raises (logs instead)
+        file_tagged.send(sender=Job, path=job.path)  # receivers log their failures, never raise
     Job.objects.filter(pk=job_id, status=Status.RUNNING, worker=worker_id()).update(
         status=status, finished_at=timezone.now(), result=outcome, error=error
     )
     live.announce(job_id)
     return status
-
-
-_loaded_generation: dict[str, int] = {}
 
 
 # --- worker control -------------------------------------------------------------
@@ -174,17 +363,8 @@ def refresh_models() -> int:
     """Make every worker reload its models before its next job."""
     WorkerState.get()
     WorkerState.objects.filter(pk=1).update(models_generation=F("models_generation") + 1)
-    from tagging.catalog import refresh_catalog
-
-    refresh_catalog()
+    catalog.current_catalog()  # this process reads the models folder again at once
     return WorkerState.get().models_generation
-
-
-def workers_alive() -> int:
-    """How many django-q2 clusters report themselves running (through the shared cache)."""
-    from django_q.status import Stat
-
-    return sum(1 for stat in Stat.get_all() if stat.status != "Stopped")
 
 
 # --- queue maintenance ------------------------------------------------------------
@@ -214,48 +394,79 @@ def cleanup(hours: float) -> int:
     return deleted
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this pid runs here; a killed one not yet reaped (a
-    zombie) counts as dead."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
-
-
-def reset_stuck() -> int:
+def reset_stuck(interrupted: bool = False) -> int:
     """Put back running jobs whose worker died or that ran past the job timeout.
 
     A worker on this host is checked by its pid; on other hosts only the timeout can
-    tell. The file itself needs no repair: writes are atomic, and a stale temp file
-    from the dead writer is removed here."""
-    from tagging import writers
+    tell. Each such attempt counts (`end_attempt`), unless `interrupted`: Nomarr
+    itself just killed the workers (a stop past its grace, a restart), and a job
+    whose worker is gone gets its attempt back. The file itself needs no repair:
+    writes are atomic, and a stale temp file from the dead writer is removed here."""
+    return _reset_stuck(send=True, interrupted=interrupted)
 
-    cutoff = timezone.now() - timedelta(seconds=settings.NOMARR_JOB_TIMEOUT)
-    host = socket.gethostname()
-    stuck = []
+
+def _reset_stuck(send: bool, interrupted: bool = False) -> int:
+    timeout = settings.NOMARR_JOB_TIMEOUT
+    count = 0
     for job in Job.objects.filter(status=Status.RUNNING):
-        name, _, pid = job.worker.rpartition(":")
-        dead = name == host and pid.isdigit() and not _pid_alive(int(pid))
-        if dead or (job.started_at and job.started_at < cutoff):
-            stuck.append(job)
-    for job in stuck:
+        if not claim_is_dead(job.worker, job.started_at, timeout):
+            continue
         writers.remove_stale_temps(Path(job.path))
-    count = requeue([job.pk for job in stuck], Status.RUNNING)
+        if interrupted and process_gone(job.worker):
+            reason = None
+        elif job.started_at and job.started_at < timezone.now() - timedelta(seconds=timeout):
+            reason = f"timed out after {timeout} s"
+        else:
+            reason = "the worker died (killed or crashed)"
+        count += end_attempt(job.pk, job.worker, reason, send=send) is not None
     if count:
         log.warning("reset %d stuck jobs", count)
     return count
 
 
+def end_attempt(job_id: int, worker: str, reason: str | None, send: bool = True) -> str | None:
+    """End the running attempt of `worker` at a job without a result.
+
+    With a reason the attempt counts: the job goes back to the queue with the reason
+    on it, or, after its last attempt, fails with it ("timed out after 900 s, 3
+    attempts"). Without one (Nomarr stopped the worker) the attempt is given back
+    and the job goes back as it was. Returns the job's new status, or None if that
+    attempt was no longer running."""
+    running = Job.objects.filter(pk=job_id, status=Status.RUNNING, worker=worker)
+    job = running.first()
+    if job is None:
+        return None
+    if reason is not None and job.attempts >= settings.NOMARR_MAX_ATTEMPTS:
+        ended = running.update(
+            status=Status.ERROR,
+            finished_at=timezone.now(),
+            progress=None,
+            error=f"{reason}, {job.attempts} attempt{'s' if job.attempts != 1 else ''}",
+        )
+        status = Status.ERROR
+    else:
+        ended = running.update(
+            status=Status.PENDING,
+            worker="",
+            started_at=None,
+            finished_at=None,
+            result=None,
+            progress=None,
+            attempts=F("attempts") - (1 if reason is None else 0),
+            error="" if reason is None else f"attempt {job.attempts}: {reason}; queued again",
+        )
+        status = Status.PENDING
+    if not ended:
+        return None
+    if status == Status.PENDING and send:
+        transaction.on_commit(lambda: dispatch([job_id]))
+    live.announce(job_id)
+    return status
+
+
 def requeue(job_ids: list[int], from_status: str) -> int:
-    """Put jobs that are in from_status back to pending and send them to the workers.
+    """Put jobs that are in from_status back to pending, with their attempts afresh
+    (a person asked), and send them to the workers.
 
     A job whose path was queued again meanwhile is left as it is: that job will do."""
     reset = []
@@ -266,6 +477,7 @@ def requeue(job_ids: list[int], from_status: str) -> int:
                     status=Status.PENDING,
                     error="",
                     worker="",
+                    attempts=0,
                     started_at=None,
                     finished_at=None,
                     result=None,
@@ -279,14 +491,9 @@ def requeue(job_ids: list[int], from_status: str) -> int:
 
 
 def reset_errors() -> int:
-    """Queue failed jobs again."""
+    """Queue failed jobs again, each with its attempts afresh."""
     ids = list(Job.objects.filter(status=Status.ERROR).values_list("pk", flat=True))
     return requeue(ids, Status.ERROR)
-
-
-def counts() -> dict[str, int]:
-    found = dict(Job.objects.values_list("status").annotate(n=Count("pk")).order_by())
-    return {status: found.get(status, 0) for status in Status.values}
 
 
 def wait_for(job_ids: list[int], timeout: float, interval: float = 0.1) -> list[Job]:

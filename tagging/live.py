@@ -1,47 +1,31 @@
-"""Live job progress for the web UI.
+"""Live job progress for the web UI (the dashboard and job pages, see nomarr_site/consumers.py).
 
-Workers save progress to the database first, then announce it. Through Redis
-(channels-redis, the scale-out set-up) the announcement reaches every web server's
-consumers directly. The in-memory channel layer of the embedded set-up does not
-cross from a `qcluster` process to the web server, so there the consumers watch
-the database instead (see JobsConsumer). Either way a page renders from the
-database, so one opened mid-job shows the current state at once.
+Workers save progress to the database first, then `announce` it. The pages and
+their sockets (tagging/consumers.py) render from `dashboard_state()` and
+`job_context()`, so a page opened mid-job shows the current state at once.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.utils import timezone
 
-from tagging import jobs
+from nomarr_site import consumers
 from tagging.models import Job, WorkerState
 
 GROUP = "nomarr.jobs"
 
 
-def crosses_processes() -> bool:
-    layer = get_channel_layer()
-    return layer is not None and not isinstance(layer, InMemoryChannelLayer)
-
-
 def announce(job_id: int) -> None:
     """Tell the web servers that a job changed (its row is already saved)."""
-    if not crosses_processes():
-        return
-    try:
-        async_to_sync(get_channel_layer().group_send)(GROUP, {"type": "job.changed", "job": job_id})
-    except Exception:  # a page missing an update must never fail a job
-        logging.getLogger(__name__).warning("could not announce job %s", job_id, exc_info=True)
+    consumers.announce(GROUP, job=job_id)
 
 
 def dashboard_state() -> dict:
     """Everything the dashboard shows, from the database."""
     now = timezone.now()
-    counts = jobs.counts()
+    counts = Job.objects.counts()
     done_last_hour = Job.objects.filter(
         status__in=Job.FINISHED, finished_at__gte=now - timedelta(hours=1)
     ).count()
@@ -51,7 +35,7 @@ def dashboard_state() -> dict:
     return {
         "counts": counts,
         "paused": state.paused,
-        "alive": jobs.workers_alive(),
+        "alive": WorkerState.objects.workers_alive(),
         "per_hour": done_last_hour,
         "eta": eta,
         "running": list(Job.objects.filter(status=Job.Status.RUNNING).order_by("started_at")[:20]),
@@ -66,4 +50,15 @@ def signature(job_id: int | None = None) -> tuple:
     running = tuple(
         Job.objects.filter(status=Job.Status.RUNNING).values_list("pk", "progress").order_by("pk")
     )
-    return (tuple(sorted(jobs.counts().items())), running, WorkerState.get().paused)
+    return (tuple(sorted(Job.objects.counts().items())), running, WorkerState.get().paused)
+
+
+def job_context(job: Job | None) -> dict:
+    """A job and its scores grouped by model, for the job page and its live region."""
+    groups: dict[str, list[dict]] = {}
+    if job and job.result:
+        for score in job.result.get("scores", []):
+            groups.setdefault(score["model"], []).append(
+                {**score, "percent": round(score["score"] * 100, 1)}
+            )
+    return {"job": job, "groups": groups}

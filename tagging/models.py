@@ -1,7 +1,22 @@
 """Jobs: one file to tag, from queueing to its result. The table is the queue."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, Q
+from django_q.status import Stat
+
+
+class JobQuerySet(models.QuerySet):
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each status (every status present, zeros included)."""
+        found = dict(self.values_list("status").annotate(n=Count("pk")).order_by())
+        return {status: found.get(status, 0) for status in Job.Status.values}
+
+    def remove_unless_running(self) -> tuple[int, int]:
+        """Delete these jobs but the running ones (a worker holds those); how many were
+        deleted, and how many were kept because they run."""
+        running = self.filter(status=Job.Status.RUNNING).count()
+        deleted, _ = self.exclude(status=Job.Status.RUNNING).delete()
+        return deleted, running
 
 
 class Job(models.Model):
@@ -31,6 +46,8 @@ class Job(models.Model):
     # Live progress while running: {"model": ..., "done": n, "total": m}.
     progress = models.JSONField(null=True, blank=True)
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
         ordering = ["id"]
         constraints = [
@@ -46,6 +63,12 @@ class Job(models.Model):
         return f"#{self.pk} {self.status} {self.path}"
 
 
+class WorkerStateManager(models.Manager):
+    def workers_alive(self) -> int:
+        """How many django-q2 clusters report themselves running (through the shared cache)."""
+        return sum(1 for stat in Stat.get_all() if stat.status != "Stopped")
+
+
 class WorkerState(models.Model):
     """The one row of shared worker state: paused or not, and which model set to load."""
 
@@ -53,6 +76,8 @@ class WorkerState(models.Model):
     # Bumped by a cache refresh; a worker whose loaded generation differs reloads its models.
     models_generation = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = WorkerStateManager()
 
     def __str__(self) -> str:
         return "paused" if self.paused else "running"

@@ -2,23 +2,36 @@
 
 The expensive part is the backbones (a musicnn pass costs ~2.8 GFLOP per 3 s
 patch), so each file is decoded once, the musicnn mel frontend runs once and is
-shared by every musicnn backbone, each backbone runs once in large batches for
-all its outputs, and every head runs on that backbone's embeddings.
+shared by every musicnn backbone, each backbone runs once per patch for all its
+outputs, and every head runs on that backbone's embeddings.
+
+A worker's memory does not grow with the track: the track streams through in
+pieces. ffmpeg's output is read a piece at a time and resampled as it comes
+(Essentia's own resampler, kept running across pieces, so the samples are the ones
+MonoLoader gives); the mel frames, the patches and the models' outputs follow, a
+block of patches at a time; each head's per-patch outputs are summed as they
+come, and the mean over the track is all that is kept. A track longer than
+NOMARR_MAX_DURATION is skipped on its header's word, before anything is decoded.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import re
+import os
+import select
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
 
 import numpy as np
 from django.conf import settings
 
-from tagging import runtime, writers
+from tagging import keys, runtime, tagfiles, writers
 from tagging.catalog import Backbone, Catalog, Head, get_catalog, is_negation
 
 log = logging.getLogger(__name__)
@@ -26,26 +39,34 @@ log = logging.getLogger(__name__)
 MUSICNN_SAMPLE_RATE = 16000
 MUSICNN_FRAME, MUSICNN_HOP, MUSICNN_PATCH = 512, 256, 187
 
-# The original Nomarr's tier cascade on p (the label's score) and q (its opposite):
-# (tier, minimum p, minimum p/q, minimum p-q), strongest first.
-TIERS = (
-    ("high", 0.80, 1.20, 0.15),
-    ("medium", 0.75, 1.10, 0.08),
-    ("low", 0.60, 1.02, 0.03),
-)
-MOOD_SETS = {"strict": {"high"}, "regular": {"high", "medium"}, "loose": {"high", "medium", "low"}}
-# Words that cannot both describe one track: when both make a set, both leave it.
-CONTRADICTIONS = (("happy", "sad"), ("aggressive", "relaxed"), ("acoustic", "electronic"))
 SCORE_FORMAT = "{:.3f}"
-DECODE_TIMEOUT = 600
+#: Seconds ffmpeg may take to say what a file holds, and then to give each piece.
+PROBE_TIMEOUT = 60
+DECODE_STALL = 600
+#: Bytes of decoded audio read from ffmpeg at a time (about 6 s at 44.1 kHz).
+READ_BYTES = 1 << 20
+#: Patches gathered before the models run on them (rounded up to whole batches).
+BLOCK_PATCHES = 16
+#: Seconds of audio a backbone that frames audio itself (not musicnn) hears per
+#: call: windows of one to two AUDIO_WINDOWs, so a track up to twice that long is
+#: heard whole, and a longer one window by window (each framed on its own).
+AUDIO_WINDOW = 300.0
 
 
 class AnalysisError(Exception):
     """The file cannot be analysed (missing, not audio, undecodable)."""
 
 
-class TooShort(AnalysisError):
-    """The track is shorter than NOMARR_MIN_DURATION; it is skipped, not failed."""
+class Skipped(AnalysisError):
+    """Nomarr does not analyse this track; it is skipped, not failed (no retry helps)."""
+
+
+class TooShort(Skipped):
+    """The track is shorter than NOMARR_MIN_DURATION."""
+
+
+class TooLong(Skipped):
+    """The track is longer than NOMARR_MAX_DURATION."""
 
 
 @dataclass
@@ -55,7 +76,7 @@ class LabelScore:
     score: float
     tier: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "label": self.label, "score": self.score, "tier": self.tier}
 
 
@@ -67,114 +88,360 @@ class Analysis:
     scores: list[LabelScore]
     tags: dict[str, list[str]] = field(default_factory=dict)
     moods: list[str] = field(default_factory=list)
+    patches: int = 0  # musicnn patches each musicnn backbone heard
 
 
-def tier(p: float, q: float) -> str:
-    """high, medium, low or none for a two-class score p against its opposite q."""
-    for name, min_p, min_ratio, min_margin in TIERS:
-        ratio = p / q if q > 0 else float("inf")
-        if p >= min_p and ratio >= min_ratio and p - q >= min_margin:
-            return name
-    return "none"
+# --- decoding ----------------------------------------------------------------------
 
 
-def slug(text: str) -> str:
-    """A lowercase field-name part: letters, digits and single underscores."""
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+def probe_duration(path: Path) -> float | None:
+    """The length in seconds the file's header gives for its first audio stream
+    (None when it gives none), read by ffprobe without decoding anything."""
+    command = [
+        "ffprobe", "-v", "error", "-select_streams", "a:0",
+        "-show_entries", "stream=duration:format=duration", "-of", "json", str(path),
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(command, capture_output=True, timeout=PROBE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise AnalysisError(f"reading the file's header took longer than {PROBE_TIMEOUT} s") from exc
+    if proc.returncode != 0:
+        raise AnalysisError(f"cannot decode audio: {_last_line(proc.stderr, proc.returncode)}")
+    try:
+        info = json.loads(proc.stdout)
+    except ValueError:
+        return None
+    streams = info.get("streams") or [{}]
+    for value in (streams[0].get("duration"), (info.get("format") or {}).get("duration")):
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(seconds) and seconds > 0:
+            return seconds
+    return None
 
 
-def label_keys(namespace: str, model: str, labels: list[str]) -> list[str]:
-    """Stable, unambiguous keys `<ns>_<model>__<label>` for a head's labels.
-
-    `__` never occurs inside a slug, so model and label never run together; two
-    labels of one head that slug alike get their output index appended.
-    """
-    base = f"{namespace}_{slug(model)}__"
-    keys: list[str] = []
-    for index, label in enumerate(labels):
-        key = base + (slug(label) or str(index))
-        keys.append(f"{key}_{index}" if key in keys else key)
-    return keys
+def _last_line(stderr: bytes, returncode: int) -> str:
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else f"ffmpeg exit status {returncode}"
 
 
-def mood_word(label: str) -> str:
-    return label.lower().replace("_", " ").strip()
-
-
-def decode(path: Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples at sample_rate, as Essentia's MonoLoader gives them.
+class Decoder:
+    """The file's first audio stream as mono float32 pieces at its own rate.
 
     The ffmpeg program decodes: Essentia's own loader lacks some codecs (Opus) and,
     once it has failed on one file, can crash the process on the next, and a worker
     must survive any file a user has. It mixes down as MonoLoader does ((L+R)/2: by
-    default ffmpeg keeps the power, 3 dB louder, which shifts the models' scores) at
-    the file's own rate, and Essentia's resampler (libsamplerate, MonoLoader's) takes it
-    to sample_rate, so the models hear what Essentia's reference pipeline hears.
+    default ffmpeg keeps the power, 3 dB louder, which shifts the models' scores) and
+    keeps the file's own rate; `runtime.Resampler` takes the pieces to the models'
+    rate. ffmpeg writes while it is read, so only one piece is in memory at a time.
+
+    Use as a context manager: leaving it stops ffmpeg, whatever happened.
     """
-    command = [
-        "ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
-        "-ac", "1", "-af", "aresample=rematrix_maxval=1", "-c:a", "pcm_f32le", "-f", "wav", "-",
-    ]  # fmt: skip
-    try:
-        proc = subprocess.run(command, capture_output=True, timeout=DECODE_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise AnalysisError(f"decoding took longer than {DECODE_TIMEOUT} s") from exc
-    if proc.returncode != 0:
-        message = proc.stderr.decode(errors="replace").strip().splitlines()
-        detail = message[-1] if message else f"ffmpeg exit status {proc.returncode}"
-        raise AnalysisError(f"cannot decode audio: {detail}")
-    rate, audio = _read_float_wav(proc.stdout)
+
+    def __init__(self, path: Path) -> None:
+        command = [
+            "ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
+            "-map_metadata", "-1", "-ac", "1", "-af", "aresample=rematrix_maxval=1",
+            "-c:a", "pcm_f32le", "-f", "wav", "-",
+        ]  # fmt: skip
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr)
+        self._pending = b""
+        self._eof = False
+        try:
+            self.rate = self._read_header()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Decoder:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        assert self._proc.stdout is not None
+        self._proc.stdout.close()
+        self._stderr.close()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """The samples, READ_BYTES at a time; raises AnalysisError if ffmpeg failed."""
+        while not self._eof:
+            data = self._read(READ_BYTES)
+            usable = len(data) // 4 * 4
+            self._pending = data[usable:]
+            if usable:
+                yield np.frombuffer(data[:usable], dtype="<f4")
+        if self._proc.wait() != 0:
+            self._stderr.seek(0)
+            raise AnalysisError(
+                f"cannot decode audio: {_last_line(self._stderr.read(), self._proc.returncode)}"
+            )
+
+    def _read(self, size: int) -> bytes:
+        """Up to size bytes (fewer only at the end), waiting at most DECODE_STALL s for each."""
+        assert self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        parts, have = [self._pending], len(self._pending)
+        self._pending = b""
+        while have < size and not self._eof:
+            ready, _, _ = select.select([fd], [], [], DECODE_STALL)
+            if not ready:
+                raise AnalysisError(f"the decoder gave nothing for {DECODE_STALL} s")
+            part = os.read(fd, size - have)
+            self._eof = not part
+            parts.append(part)
+            have += len(part)
+        return b"".join(parts)
+
+    def _read_header(self) -> int:
+        """The sample rate from the WAV header ffmpeg streams (its sizes unset); the
+        bytes after the header are the first samples."""
+        data = self._read(12)
+        pos, rate = 12, 0
+        while True:
+            if len(data) < pos + 8:
+                data += self._read(pos + 8 - len(data))
+            if len(data) < pos + 8:
+                break
+            chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+            if chunk == b"data":
+                self._pending = data[pos + 8 :]
+                if rate:
+                    return rate
+                break
+            if len(data) < pos + 8 + size:
+                data += self._read(pos + 8 + size - len(data))
+            if chunk == b"fmt ":
+                rate = int.from_bytes(data[pos + 12 : pos + 16], "little")
+            pos += 8 + size + (size & 1)
+        if self._proc.wait() != 0:
+            self._stderr.seek(0)
+            detail = _last_line(self._stderr.read(), self._proc.returncode)
+            raise AnalysisError(f"cannot decode audio: {detail}")
+        raise AnalysisError("cannot decode audio: decoder gave no samples")
+
+
+def decode(path: Path, sample_rate: int) -> np.ndarray:
+    """The whole track as mono float32 samples at sample_rate, as Essentia's MonoLoader
+    gives them. For tests and benchmarks: the analysis itself streams (run_models)."""
+    with Decoder(path) as decoder:
+        resample = runtime.Resampler(decoder.rate, sample_rate)
+        pieces = [resample(piece) for piece in decoder]
+        pieces.append(resample(np.zeros(0, dtype=np.float32), last=True))
+    audio = np.concatenate(pieces)
     if audio.size == 0:
         raise AnalysisError("cannot decode audio: no audio in file")
-    if rate != sample_rate:
-        es = runtime.essentia_standard()
-        audio = es.Resample(inputSampleRate=rate, outputSampleRate=sample_rate, quality=1)(audio)
-    return np.asarray(audio, dtype=np.float32)
+    return audio
 
 
-def _read_float_wav(data: bytes) -> tuple[int, np.ndarray]:
-    """The sample rate and samples of the float WAV ffmpeg streams (its sizes unset)."""
-    pos, rate = 12, 0
-    while pos + 8 <= len(data):
-        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
-        if chunk == b"fmt ":
-            rate = int.from_bytes(data[pos + 12 : pos + 16], "little")
-        elif chunk == b"data":
-            body = data[pos + 8 :]
-            return rate, np.frombuffer(body[: len(body) // 4 * 4], dtype="<f4")
-        pos += 8 + size + (size & 1)
-    raise AnalysisError("cannot decode audio: decoder gave no samples")
+# --- the musicnn frontend, piece by piece -----------------------------------------------
+
+
+class MelFrames:
+    """The musicnn log-mel frontend [frames, 96] of samples fed in pieces, framed
+    exactly as Essentia's TensorflowPredictMusiCNN frames a whole track (its
+    FrameGenerator with startFromZero=False, validFrameThresholdRatio=0): frame k
+    is centred on sample k * 256, zeros stand in before the start and after the
+    end, and n samples give ceil(n / 256) + 1 frames. So each patch gives the same
+    embedding as Essentia's own algorithm."""
+
+    def __init__(self) -> None:
+        self._frontend = runtime.essentia_standard().TensorflowInputMusiCNN()
+        # Samples from `_start` on, as if the track began with half a frame of zeros.
+        self._buffer = np.zeros(MUSICNN_FRAME // 2, dtype=np.float32)
+        self._start = 0
+        self._next = 0  # the next frame to give
+        self.samples = 0  # samples fed so far
+
+    def feed(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        """The frames these samples complete (with last, every frame that is left)."""
+        self.samples += len(samples)
+        self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
+        end = self._next
+        if last:
+            end = -(-self.samples // MUSICNN_HOP) + 1 if self.samples else 0
+            wanted = (end - 1) * MUSICNN_HOP + MUSICNN_FRAME - self._start
+            if wanted > len(self._buffer):
+                padding = np.zeros(wanted - len(self._buffer), dtype=np.float32)
+                self._buffer = np.concatenate([self._buffer, padding])
+        else:
+            while (end * MUSICNN_HOP + MUSICNN_FRAME - self._start) <= len(self._buffer):
+                end += 1
+        frames = np.empty((end - self._next, 96), dtype=np.float32)
+        for row, k in enumerate(range(self._next, end)):
+            first = k * MUSICNN_HOP - self._start
+            frames[row] = self._frontend(self._buffer[first : first + MUSICNN_FRAME])
+        self._next = end
+        drop = self._next * MUSICNN_HOP - self._start
+        self._buffer, self._start = self._buffer[drop:].copy(), self._start + drop
+        return frames
 
 
 def musicnn_mel(audio: np.ndarray) -> np.ndarray:
-    """The musicnn log-mel frontend [frames, 96], framed exactly as Essentia's
-    TensorflowPredictMusiCNN frames it (first frame centred on sample 0), so each
-    patch gives the same embedding as Essentia's own algorithm."""
-    es = runtime.essentia_standard()
-    frontend = es.TensorflowInputMusiCNN()
-    frames = es.FrameGenerator(
-        audio,
-        frameSize=MUSICNN_FRAME,
-        hopSize=MUSICNN_HOP,
-        startFromZero=False,
-        validFrameThresholdRatio=0,
-    )
-    return np.array([frontend(frame) for frame in frames], dtype=np.float32)
+    """The musicnn log-mel frontend [frames, 96] of a whole track (see MelFrames)."""
+    return MelFrames().feed(audio, last=True)
+
+
+class Patches:
+    """187-frame patches every `hop` frames of mel frames fed in pieces; the last
+    patch is aligned to the end so the whole track is heard even when the hop does
+    not divide it, and a track shorter than one patch is repeated to fill one.
+    Only the frames a patch still needs are kept (at most a patch and a hop)."""
+
+    def __init__(self, hop: int) -> None:
+        self.hop = max(hop, 1)
+        self._mel = np.zeros((0, 96), dtype=np.float32)
+        self._base = 0  # the track frame _mel[0] is
+        self._next = 0  # the next patch's first frame
+        self._last: int | None = None  # the last patch's first frame
+        self.frames = 0
+        self.count = 0  # patches given
+
+    def feed(self, frames: np.ndarray, last: bool = False) -> list[np.ndarray]:
+        """The patches these frames complete (with last, the end-aligned one too)."""
+        self._mel = np.concatenate([self._mel, frames])
+        self.frames += len(frames)
+        patches = []
+        while self._next + MUSICNN_PATCH <= self.frames:
+            first = self._next - self._base
+            patches.append(self._mel[first : first + MUSICNN_PATCH].copy())
+            self._last, self._next = self._next, self._next + self.hop
+        if last and self.frames:
+            if self.frames < MUSICNN_PATCH:
+                reps = -(-MUSICNN_PATCH // self.frames)
+                patches.append(np.tile(self._mel, (reps, 1))[:MUSICNN_PATCH])
+            elif self._last != self.frames - MUSICNN_PATCH:
+                patches.append(self._mel[len(self._mel) - MUSICNN_PATCH :].copy())
+        keep = max(self._base, min(self._next, self.frames - MUSICNN_PATCH))
+        self._mel, self._base = self._mel[keep - self._base :].copy(), keep
+        self.count += len(patches)
+        return patches
 
 
 def cut_patches(mel: np.ndarray, hop: int) -> np.ndarray:
-    """187-frame patches every `hop` frames; the last patch is aligned to the end so
-    the whole track is heard even when the hop does not divide it."""
-    if len(mel) < MUSICNN_PATCH:
-        reps = -(-MUSICNN_PATCH // max(len(mel), 1))
-        mel = np.tile(mel, (reps, 1))[:MUSICNN_PATCH]
-    starts = list(range(0, len(mel) - MUSICNN_PATCH + 1, max(hop, 1)))
-    if starts[-1] != len(mel) - MUSICNN_PATCH:
-        starts.append(len(mel) - MUSICNN_PATCH)
-    return np.stack([mel[s : s + MUSICNN_PATCH] for s in starts])
+    """The patches [n, 187, 96] of a whole track's mel frames (see Patches)."""
+    return np.stack(Patches(hop).feed(mel, last=True))
+
+
+# --- the models, block by block ----------------------------------------------------------
 
 
 Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Heard:
+    """What run_models gives: the track's length, each head's per-label mean over the
+    track, and how many patches each musicnn backbone heard."""
+
+    duration: float
+    head_scores: list[tuple[Head, np.ndarray]]
+    patches: int
+
+
+class _Means:
+    """Each head's per-patch outputs, summed as they come."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._sums = {head.stem: np.zeros(len(head.labels)) for head in catalog.heads}
+        self._counts = dict.fromkeys(self._sums, 0)
+        self._heads = catalog.heads
+
+    def add(self, backbone: Backbone, outputs: dict[str, np.ndarray]) -> None:
+        embeddings = outputs[backbone.embeddings_output]
+        for head in backbone.heads:
+            if head.graph is None:
+                # A head without a graph is its backbone's own predictions (catalog.discover).
+                assert backbone.predictions_output is not None
+                activations = outputs[backbone.predictions_output]
+            else:
+                activations = head.predict(embeddings)
+            if activations.shape[1] != len(head.labels):
+                raise AnalysisError(
+                    f"{head.stem} gives {activations.shape[1]} outputs but its sidecar lists "
+                    f"{len(head.labels)} classes"
+                )
+            self._sums[head.stem] += activations.sum(axis=0, dtype=np.float64)
+            self._counts[head.stem] += len(activations)
+
+    def means(self) -> list[tuple[Head, np.ndarray]]:
+        for stem, count in self._counts.items():
+            if not count:
+                raise AnalysisError(f"{stem} heard no part of the track")
+        return [(h, self._sums[h.stem] / self._counts[h.stem]) for h in self._heads]
+
+
+class _Windows:
+    """The audio for a backbone that frames audio itself (not musicnn), handed out
+    in windows of one to two AUDIO_WINDOWs (the rest of the track, at its end)."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        self.backbone = backbone
+        self.window = int(AUDIO_WINDOW * backbone.sample_rate)
+        self._pieces: list[np.ndarray] = []
+        self._size = 0
+
+    def add(self, samples: np.ndarray) -> None:
+        self._pieces.append(samples)
+        self._size += len(samples)
+
+    def ready(self, last: bool = False) -> Iterator[np.ndarray]:
+        if self._size < 2 * self.window and not (last and self._size):
+            return
+        audio = np.concatenate(self._pieces)
+        while len(audio) >= 2 * self.window or (last and len(audio)):
+            size = self.window if len(audio) >= 2 * self.window else len(audio)
+            yield audio[:size]
+            audio = audio[size:]
+        self._pieces, self._size = [audio], len(audio)
+
+
+class _Listener:
+    """Every model of the catalog on a track fed in pieces at 16 kHz (and at each
+    other rate a backbone wants); the models run a block at a time, when asked."""
+
+    def __init__(self, catalog: Catalog, hop: int, batch_size: int) -> None:
+        self.musicnn = [b for b in catalog.backbones if b.is_musicnn]
+        self.windows = [_Windows(b) for b in catalog.backbones if not b.is_musicnn]
+        self.rates = sorted({w.backbone.sample_rate for w in self.windows} - {MUSICNN_SAMPLE_RATE})
+        self.batch_size = batch_size
+        # Whole batches only, so each batch holds the patches it would for a whole track.
+        self.block = -(-max(BLOCK_PATCHES, batch_size) // batch_size) * batch_size
+        self.frames = MelFrames() if self.musicnn else None
+        self.patches = Patches(hop)
+        self.waiting: list[np.ndarray] = []
+        self.means = _Means(catalog)
+
+    def hear(self, by_rate: dict[int, np.ndarray], last: bool = False) -> None:
+        if self.frames is not None:
+            mel = self.frames.feed(by_rate[MUSICNN_SAMPLE_RATE], last)
+            self.waiting += self.patches.feed(mel, last)
+        for windows in self.windows:
+            windows.add(by_rate[windows.backbone.sample_rate])
+
+    def run(self, last: bool = False) -> bool:
+        """Run the models on what is ready (with last, on all that is left); whether any ran."""
+        ran = False
+        while len(self.waiting) >= self.block or (last and self.waiting):
+            block = np.stack(self.waiting[: self.block])
+            del self.waiting[: self.block]
+            for backbone in self.musicnn:
+                self.means.add(backbone, backbone.run_patches(block, self.batch_size))
+            ran = True
+        for windows in self.windows:
+            for audio in windows.ready(last):
+                self.means.add(windows.backbone, windows.backbone.run_audio(audio))
+                ran = True
+        return ran
 
 
 def run_models(
@@ -184,92 +451,90 @@ def run_models(
     batch_size: int,
     min_duration: float,
     progress: Progress | None = None,
-) -> tuple[float, list[tuple[Head, np.ndarray]]]:
-    """Decode once, run each backbone once and every head on it.
+    max_duration: float | None = None,
+) -> Heard:
+    """Decode once, as a stream, and run each backbone and every head on it.
 
-    Returns the duration and, per head, its per-label score averaged over the track.
-    progress(model, done, total) is called after each model.
+    A track longer than max_duration raises TooLong: on its header's word before
+    anything is decoded, or as soon as more than that has been decoded (a header
+    that says nothing, or lies). One shorter than min_duration raises TooShort, and
+    no model runs on it. progress(what, seconds_heard, seconds) is called each time the
+    models have heard another block of the track.
     """
-    decoded: dict[int, np.ndarray] = {}
-
-    def audio_at(rate: int) -> np.ndarray:
-        if rate not in decoded:
-            decoded[rate] = decode(path, rate)
-        return decoded[rate]
-
-    audio = audio_at(MUSICNN_SAMPLE_RATE)
-    duration = len(audio) / MUSICNN_SAMPLE_RATE
+    header = probe_duration(path)
+    if max_duration is not None and header is not None and header > max_duration:
+        raise TooLong(_too_long(header, max_duration))
+    listener = _Listener(catalog, hop, batch_size)
+    models = len(catalog.backbones) + sum(1 for head in catalog.heads if head.graph is not None)
+    what = f"{models} models"
+    with Decoder(path) as decoder:
+        resamplers = {
+            rate: runtime.Resampler(decoder.rate, rate)
+            for rate in [MUSICNN_SAMPLE_RATE, *listener.rates]
+        }
+        heard = 0  # samples at 16 kHz
+        for piece in decoder:
+            by_rate = {rate: resample(piece) for rate, resample in resamplers.items()}
+            heard += len(by_rate[MUSICNN_SAMPLE_RATE])
+            seconds = heard / MUSICNN_SAMPLE_RATE
+            if max_duration is not None and seconds > max_duration:
+                raise TooLong(_too_long(None, max_duration))
+            listener.hear(by_rate)
+            # Nothing runs before the track is known to be long enough.
+            if seconds >= min_duration and listener.run() and progress:
+                progress(what, int(seconds), int(max(header or 0, seconds)))
+        end = np.zeros(0, dtype=np.float32)
+        last = {rate: resample(end, last=True) for rate, resample in resamplers.items()}
+    heard += len(last[MUSICNN_SAMPLE_RATE])
+    duration = heard / MUSICNN_SAMPLE_RATE
+    if heard == 0:
+        raise AnalysisError("cannot decode audio: no audio in file")
     if duration < min_duration:
         raise TooShort(f"track is {duration:.1f} s, shorter than the {min_duration:g} s minimum")
-
-    total = sum(1 + len(b.heads) for b in catalog.backbones)
-    done = 0
-    patches = None
-    results: list[tuple[Head, np.ndarray]] = []
-    for backbone in catalog.backbones:
-        if backbone.is_musicnn:
-            if patches is None:
-                patches = cut_patches(musicnn_mel(audio), hop)
-            outputs = backbone.run_patches(patches, batch_size)
-        else:
-            outputs = backbone.run_audio(audio_at(backbone.sample_rate))
-        done += 1
-        if progress:
-            progress(backbone.stem, done, total)
-        results.extend(_run_heads(backbone, outputs))
-        done += len(backbone.heads)
-        if progress:
-            progress(backbone.stem + " heads", done, total)
-    return duration, results
+    listener.hear(last, last=True)
+    listener.run(last=True)
+    if progress:
+        progress(what, round(duration), round(duration))
+    return Heard(duration=duration, head_scores=listener.means.means(), patches=listener.patches.count)
 
 
-def _run_heads(backbone: Backbone, outputs: dict[str, np.ndarray]) -> list[tuple[Head, np.ndarray]]:
-    embeddings = outputs[backbone.embeddings_output]
-    results = []
-    for head in backbone.heads:
-        if head.graph is None:
-            activations = outputs[backbone.predictions_output]
-        else:
-            activations = head.predict(embeddings)
-        if activations.shape[1] != len(head.labels):
-            raise AnalysisError(
-                f"{head.stem} gives {activations.shape[1]} outputs but its sidecar lists "
-                f"{len(head.labels)} classes"
-            )
-        results.append((head, activations.mean(axis=0)))
-    return results
+def _too_long(seconds: float | None, max_duration: float) -> str:
+    length = "longer" if seconds is None else f"{seconds:.0f} s ({_clock(seconds)}), longer"
+    limit = f"{max_duration:g} s ({_clock(max_duration)})"
+    return f"track is {length} than the {limit} maximum (NOMARR_MAX_DURATION)"
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 def describe(
     head_scores: list[tuple[Head, np.ndarray]], namespace: str, fingerprint: str
 ) -> Analysis:
-    """Scores, tiers, mood sets and the tag dict for averaged head outputs."""
+    """Scores, tiers, mood sets and the tag dict (keys from tagging.keys) for averaged
+    head outputs."""
     scores: list[LabelScore] = []
     tags: dict[str, list[str]] = {}
     mood_tiers: dict[str, str] = {}
     for head, mean in head_scores:
-        keys = label_keys(namespace, head.stem, head.labels)
-        for index, (label, key) in enumerate(zip(head.labels, keys, strict=True)):
+        head_keys = keys.label_keys(head.stem, head.labels, namespace)
+        for index, (label, key) in enumerate(zip(head.labels, head_keys, strict=True)):
             p = float(np.clip(mean[index], 0.0, 1.0))
             label_tier = None
             tags[key] = [SCORE_FORMAT.format(p)]
             if head.is_two_class:
                 q = float(np.clip(mean[1 - index], 0.0, 1.0))
-                label_tier = tier(p, q)
-                tags[key + "__tier"] = [label_tier]
+                label_tier = keys.tier(p, q)
+                tags[keys.tier_key_for(key)] = [label_tier]
                 if head.is_mood and not is_negation(label) and label_tier != "none":
-                    mood_tiers[mood_word(label)] = label_tier
+                    mood_tiers[keys.mood_word(label)] = label_tier
             scores.append(LabelScore(model=head.stem, label=label, score=p, tier=label_tier))
 
-    sets: dict[str, list[str]] = {}
-    for name, allowed in MOOD_SETS.items():
-        words = {word for word, word_tier in mood_tiers.items() if word_tier in allowed}
-        for a, b in CONTRADICTIONS:
-            if a in words and b in words:
-                words -= {a, b}
-        sets[name] = sorted(words)
-        tags[f"{namespace}_mood_{name}"] = sets[name]
-    tags[f"{namespace}_version"] = [fingerprint]
+    sets = keys.mood_sets(mood_tiers)
+    for name, words in sets.items():
+        tags[keys.mood_set_key(name, namespace)] = words
+    tags[keys.version_key(namespace)] = [fingerprint]
     return Analysis(duration=0.0, scores=scores, tags=tags, moods=sets["regular"])
 
 
@@ -280,16 +545,17 @@ def analyse(
     catalog = catalog or get_catalog()
     if not catalog.backbones:
         raise AnalysisError("no models are installed: run `python manage.py install_models`")
-    duration, head_scores = run_models(
+    heard = run_models(
         path,
         catalog,
         hop=settings.NOMARR_PATCH_HOP,
         batch_size=settings.NOMARR_BATCH_SIZE,
         min_duration=settings.NOMARR_MIN_DURATION,
         progress=progress,
+        max_duration=settings.NOMARR_MAX_DURATION,
     )
-    analysis = describe(head_scores, settings.NOMARR_NAMESPACE, catalog.fingerprint)
-    analysis.duration = duration
+    analysis = describe(heard.head_scores, keys.namespace(), catalog.fingerprint)
+    analysis.duration, analysis.patches = heard.duration, heard.patches
     return analysis
 
 
@@ -303,7 +569,7 @@ class FileResult:
     scores: list[LabelScore] = field(default_factory=list)
     tags: dict[str, list[str]] = field(default_factory=dict)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "status": self.status,
@@ -322,20 +588,24 @@ def tag_file(
     """Analyse one file and write Nomarr's tags into it, never leaving it damaged.
 
     Skips a file already tagged with the current model set unless forced, and a
-    file too short to judge. Any failure is reported in the result, not raised,
+    file too short to judge or too long to analyse. Any failure is reported in the result, not raised,
     so one bad file never stops a batch.
     """
     catalog = get_catalog()
-    namespace = settings.NOMARR_NAMESPACE
+    namespace = keys.namespace()
     result = FileResult(path=str(path), status="error")
     try:
+        if "\x00" in str(path):
+            raise AnalysisError("not a file name: the path contains a NUL character")
         before = path.stat()
         if not path.is_file():
             raise AnalysisError("not a regular file")
-        existing = writers.read_tags(path, namespace)
-        if not force and existing.get(f"{namespace}_version") == [catalog.fingerprint]:
+        existing = tagfiles.read_tags(path, namespace)
+        if not force and existing.get(keys.version_key(namespace)) == [catalog.fingerprint]:
             result.status, result.error = "skipped", "already tagged with the current models"
             return result
+        if not dry_run:
+            writers.check_can_write(path)  # before the analysis spends seconds on it
         analysis = analyse(path, catalog, progress)
         result.scores, result.tags = analysis.scores, analysis.tags
         if not dry_run:
@@ -345,39 +615,17 @@ def tag_file(
             moods = analysis.moods if settings.NOMARR_WRITE_MOOD else None
             writers.write_tags(path, analysis.tags, namespace, moods)
         result.status = "tagged"
-    except TooShort as exc:
+    except Skipped as exc:
         result.status, result.error = "skipped", str(exc)
     except FileNotFoundError:
         result.error = "no such file"
     except PermissionError as exc:
         result.error = f"permission denied: {exc.strerror or exc}"
+    except OSError as exc:
+        # The path names no file: a symlink loop, a name too long, a file used as a folder.
+        result.error = f"cannot open the file: {exc.strerror or exc}"
+    except UnicodeEncodeError:
+        result.error = "not a file name: the path cannot be written in the file system's encoding"
     except (AnalysisError, writers.TagWriteError) as exc:
         result.error = str(exc)
     return result
-
-
-AUDIO_EXTENSIONS = frozenset(
-    {".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".wav", ".aif", ".aiff"}
-)
-
-
-def audio_files(paths: list[Path]) -> list[Path]:
-    """Files named directly, plus every audio file under the folders named, in order.
-
-    A named file is kept whatever its extension (the user asked for it, and a bad one
-    gets its own error); a missing one is kept too, so it is reported."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.suffix.lower() in AUDIO_EXTENSIONS
-                    and p.is_file()
-                    and not p.name.startswith(".nomarr-")
-                )
-            )
-        else:
-            found.append(path)
-    return found

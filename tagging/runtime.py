@@ -4,10 +4,19 @@ TensorFlow reads its GPU settings when it first loads, so they are set here,
 before Essentia (which bundles TensorFlow) is imported. On a machine with a GPU
 the models run on it with memory grown on demand; without one they run on the
 CPU. Nothing else in Nomarr imports essentia directly.
+
+Essentia's resampler (libsamplerate, linked into Essentia's own library) is
+reached here too, through ctypes, so that a track can be resampled in pieces
+with the filter's state kept between them (see Resampler).
 """
 
+import ctypes
+import importlib
 import os
+import weakref
 from types import ModuleType
+
+import numpy as np
 
 _TF_ENV = {
     # Take GPU memory as needed instead of all of it at start (the original Nomarr did this).
@@ -37,6 +46,106 @@ def essentia() -> ModuleType:
 
 def essentia_standard() -> ModuleType:
     essentia()
-    import essentia.standard as standard
+    return importlib.import_module("essentia.standard")
 
-    return standard
+
+# --- Essentia's resampler, in pieces ---------------------------------------------------
+
+#: libsamplerate's SRC_SINC_MEDIUM_QUALITY: the quality Essentia's Resample and
+#: MonoLoader use by default (Nomarr's pipeline has always asked for 1).
+RESAMPLE_QUALITY = 1
+
+
+class _SrcData(ctypes.Structure):
+    """libsamplerate's SRC_DATA."""
+
+    _fields_ = [
+        ("data_in", ctypes.POINTER(ctypes.c_float)),
+        ("data_out", ctypes.POINTER(ctypes.c_float)),
+        ("input_frames", ctypes.c_long),
+        ("output_frames", ctypes.c_long),
+        ("input_frames_used", ctypes.c_long),
+        ("output_frames_gen", ctypes.c_long),
+        ("end_of_input", ctypes.c_int),
+        ("src_ratio", ctypes.c_double),
+    ]
+
+
+_samplerate: ctypes.CDLL | None = None
+
+
+def samplerate() -> ctypes.CDLL:
+    """libsamplerate as Essentia links it, with the prototypes Resampler calls."""
+    global _samplerate
+    if _samplerate is None:
+        lib = ctypes.CDLL(essentia()._essentia.__file__)
+        lib.src_new.restype = ctypes.c_void_p
+        lib.src_new.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        lib.src_process.restype = ctypes.c_int
+        lib.src_process.argtypes = [ctypes.c_void_p, ctypes.POINTER(_SrcData)]
+        lib.src_delete.restype = ctypes.c_void_p
+        lib.src_delete.argtypes = [ctypes.c_void_p]
+        lib.src_strerror.restype = ctypes.c_char_p
+        lib.src_strerror.argtypes = [ctypes.c_int]
+        _samplerate = lib
+    return _samplerate
+
+
+class Resampler:
+    """Mono float32 audio from input_rate to output_rate, fed in pieces of any size.
+
+    The same converter Essentia's Resample and MonoLoader run (libsamplerate at
+    RESAMPLE_QUALITY, with Essentia's single-precision rate ratio), kept running
+    from piece to piece: the samples that come out are the very ones Resample
+    gives for the whole track at once. Call it with each piece, then once with
+    last=True (any piece, even an empty one) for the samples the filter still
+    holds. Equal rates pass the samples through, as Resample does.
+    """
+
+    def __init__(self, input_rate: int, output_rate: int) -> None:
+        # Essentia computes the ratio in single precision; so must we, to the sample.
+        self.ratio = float(np.float32(output_rate) / np.float32(input_rate))
+        self._state: int | None = None
+        self._finished = False
+        if input_rate != output_rate:
+            lib = samplerate()
+            error = ctypes.c_int(0)
+            state = lib.src_new(RESAMPLE_QUALITY, 1, ctypes.byref(error))
+            if not state:
+                message = lib.src_strerror(error.value).decode()
+                raise RuntimeError(f"cannot resample {input_rate} Hz to {output_rate} Hz: {message}")
+            self._state = state
+            weakref.finalize(self, lib.src_delete, state)
+
+    def __call__(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._finished:
+            raise RuntimeError("the resampler was already given its last piece")
+        self._finished = last
+        data = np.ascontiguousarray(samples, dtype=np.float32)
+        if self._state is None:
+            return data
+        lib, pointer = samplerate(), ctypes.POINTER(ctypes.c_float)
+        pieces = []
+        while True:
+            out = np.empty(int(len(data) * self.ratio) + 1024, dtype=np.float32)
+            src = _SrcData(
+                data.ctypes.data_as(pointer),
+                out.ctypes.data_as(pointer),
+                len(data),
+                len(out),
+                0,
+                0,
+                int(last),
+                self.ratio,
+            )
+            code = lib.src_process(self._state, ctypes.byref(src))
+            if code:
+                raise RuntimeError(f"resampling failed: {lib.src_strerror(code).decode()}")
+            pieces.append(out[: src.output_frames_gen])
+            data = data[src.input_frames_used :]
+            stalled = src.input_frames_used == 0 and src.output_frames_gen == 0
+            if stalled and len(data):
+                raise RuntimeError("resampling failed: the converter took no samples")
+            if stalled or (not len(data) and not last):
+                break
+        return np.concatenate(pieces)

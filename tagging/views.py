@@ -3,55 +3,65 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from library.roots import OutsideLibrary, library_roots, resolve_in_library
 from tagging import jobs, live
+from tagging.boundary import (
+    OutsideLibrary,
+    Unresolvable,
+    library_files,
+    library_roots,
+    resolve_in_library,
+)
 from tagging.catalog import get_catalog
-from tagging.consumers import job_context
 from tagging.models import Job
 
 
-@login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "tagging/dashboard.html", live.dashboard_state())
 
 
-@login_required
 def tag_now(request: HttpRequest) -> HttpResponse:
-    """Queue a path typed in (or picked in the library) and follow it live."""
+    """Queue a path typed in (or picked in the library) and follow it live.
+
+    Each file under a folder is checked on its own: one that is a symlink out of the
+    library is not queued, and the page says so."""
     path = request.POST.get("path", request.GET.get("path", "")).strip()
     error = ""
     if request.method == "POST":
         try:
-            queued = jobs.queue_paths(
-                [resolve_in_library(path)], force=request.POST.get("force") == "on"
-            )
+            found = library_files([resolve_in_library(path)])
         except OutsideLibrary as exc:
             error = str(exc)
         except FileNotFoundError:
             error = f"no such file or folder: {path}"
+        except Unresolvable as exc:
+            error = f"cannot open {path}: {exc.strerror}"
         else:
-            if len(queued) == 1:
+            queued = jobs.queue_paths(found.files, force=request.POST.get("force") == "on")
+            refusals = [f"not queued: {refused.detail}" for refused in found.refused]
+            if not queued:
+                error = "; ".join(refusals) or f"no audio files in {path}"
+            elif len(queued) == 1 and not refusals:
                 return redirect("job", job_id=queued[0].pk)
-            messages.info(request, f"{len(queued)} files queued from {path}")
-            return redirect("queue")
+            else:
+                for refusal in refusals:
+                    messages.warning(request, refusal)
+                messages.info(request, f"{len(queued)} files queued from {path}")
+                return redirect("queue")
     context = {"path": path, "error": error, "roots": library_roots()}
     return render(request, "tagging/tag_now.html", context, status=400 if error else 200)
 
 
-@login_required
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job, pk=job_id)
-    return render(request, "tagging/job.html", job_context(job))
+    return render(request, "tagging/job.html", live.job_context(job))
 
 
-@login_required
 def queue(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     query = Job.objects.order_by("-pk")
@@ -76,7 +86,6 @@ QUEUE_ACTIONS = {
 }
 
 
-@login_required
 @require_POST
 def queue_action(request: HttpRequest) -> HttpResponse:
     action = QUEUE_ACTIONS.get(request.POST.get("action", ""))
@@ -93,7 +102,6 @@ def queue_action(request: HttpRequest) -> HttpResponse:
     return redirect(target or "queue")
 
 
-@login_required
 def models_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         jobs.refresh_models()

@@ -1,4 +1,4 @@
-"""Safe, format-aware reading and writing of Nomarr's tags with mutagen.
+"""Safe, format-aware writing of Nomarr's tags with mutagen.
 
 Nomarr writes model scores into users' music files. Those files are the
 user's data, not ours, so every write follows the same rules:
@@ -12,59 +12,58 @@ user's data, not ours, so every write follows the same rules:
   copy is removed and the original is left byte-for-byte untouched.
 * If the file changed while we were working on it (another tagger, a sync
   client), we refuse instead of silently discarding the other change.
+* A file that cannot be written (read-only, in a read-only folder or file
+  system, truncated, not audio) is refused by ``check_can_write`` before the
+  analysis spends seconds and memory on it; ``write_tags`` checks the same again.
+* The temp copy is held under a lock (``nomarr_site.atomic.locked_temp``) while
+  it exists; a copy left by a killed writer is removed by the next write in its
+  folder (and by scans), and a copy a live writer holds never is.
 
-How keys are stored per container:
-
-* ID3 (MP3, WAV, AIFF): ID3v2.4 ``TXXX`` frames, ``desc`` = the lowercase key,
-  several values as the frame's text list. MOOD is the ``TMOO`` frame.
-* Vorbis comments (FLAC, Ogg Vorbis, Ogg Opus): uppercase field names
-  (``NOM_...``), several values as repeated fields. MOOD is ``MOOD``.
-* MP4/M4A: freeform atoms ``----:com.apple.iTunes:<lowercase key>`` with UTF-8
-  values. MOOD is ``----:com.apple.iTunes:MOOD``.
+How each container stores the keys, and the readers that verify a write, are
+in ``tagging/tagfiles.py``: a key is written exactly the way it is read.
 """
 
 from __future__ import annotations
 
 import errno
-import glob
 import os
 import shutil
 import stat
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import mutagen
-from mutagen.aiff import AIFF
-from mutagen.flac import FLAC
 from mutagen.id3 import ID3, TMOO, TXXX, Encoding
-from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm, MP4Tags
-from mutagen.oggopus import OggOpus
-from mutagen.oggvorbis import OggVorbis
-from mutagen.wave import WAVE
+from mutagen.mp4._atom import Atoms
+
+from nomarr_site.atomic import locked_temp, remove_abandoned_in
+from tagging.tagfiles import (
+    ID3_TYPES,
+    MP4_FREEFORM_PREFIX,
+    MP4_MOOD_KEY,
+    MP4_TYPES,
+    TEMP_PREFIX,
+    VORBIS_TYPES,
+    InvalidTagsError,
+    TagWriteError,
+    find_oserror,
+    key_prefix,
+    moods_in,
+    mp4_freeform_name,
+    open_audio,
+    tags_in,
+)
 
 __all__ = [
     "InvalidTagsError",
     "TagWriteError",
-    "read_moods",
-    "read_tags",
+    "check_can_write",
     "remove_stale_temps",
     "write_tags",
 ]
-
-#: Temp files are named like this so that library scanners can skip them and
-#: so that leftovers (e.g. after a power cut) are recognisable as ours.
-TEMP_PREFIX = ".nomarr-"
-TEMP_SUFFIX = ".tmp"
-
-_ID3_TYPES: tuple[type[mutagen.FileType], ...] = (MP3, WAVE, AIFF)
-_VORBIS_TYPES: tuple[type[mutagen.FileType], ...] = (FLAC, OggVorbis, OggOpus)
-_MP4_TYPES: tuple[type[mutagen.FileType], ...] = (MP4,)
-
-_MP4_MEAN = "com.apple.iTunes"
-_MP4_FREEFORM_PREFIX = f"----:{_MP4_MEAN}:"
-_MP4_MOOD_KEY = f"{_MP4_FREEFORM_PREFIX}MOOD"
 
 _ANY_WRITE_BIT = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
@@ -73,47 +72,24 @@ _ANY_WRITE_BIT = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _TRUNCATION_RATIO = 0.9
 
 
-class TagWriteError(Exception):
-    """Reading or writing tags failed; the message says why in plain words.
-
-    Callers (the tagging task, the UI) show this message to users, so it names
-    the file and the cause: missing, read-only, not audio, changed meanwhile,
-    disk full... When it is raised by ``write_tags`` the file is unchanged.
-    """
-
-
-class InvalidTagsError(TagWriteError, ValueError):
-    """The tags/namespace passed in are malformed (a caller bug, not a file
-    problem). Also a ValueError; a TagWriteError so that a batch that reports
-    per-file errors keeps going instead of crashing."""
-
-
 # --------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------
 
 
-def read_tags(path: Path, namespace: str) -> dict[str, list[str]]:
-    """Return Nomarr's own keys in the file, lowercased key -> list of values.
+def check_can_write(path: Path) -> None:
+    """Refuse a file whose tags ``write_tags`` could not write, before any analysis.
 
-    A key is "ours" when it starts with ``f"{namespace}_"`` compared
-    case-insensitively, because other tools (and older Nomarr versions) may
-    have changed its case. Keys that differ only by case are merged.
+    The checks ``write_tags`` starts with, and nothing else: the file exists and
+    is a regular file, neither it nor its folder is read-only (a file without
+    any write bit counts as read-only even for root), its file system is
+    writable, mutagen parses it as a format Nomarr tags, and its container does
+    not declare more audio than the file holds (where the header says exactly:
+    MP3, WAV, AIFF, MP4). Cheap: a stat or two and a parse of the tag blocks.
 
-    Raises TagWriteError for missing/unreadable/unsupported files.
+    Raises TagWriteError with the reason; nothing is written or created.
     """
-    prefix = _prefix(namespace)
-    audio = _open_audio(Path(path))
-    return _read_nom(audio, prefix)
-
-
-def read_moods(path: Path) -> list[str]:
-    """Return the standard MOOD values (ID3 TMOO, Vorbis MOOD, MP4 MOOD atom).
-
-    Raises TagWriteError for missing/unreadable/unsupported files.
-    """
-    audio = _open_audio(Path(path))
-    return _read_moods(audio)
+    _preflight(Path(path))
 
 
 def write_tags(
@@ -147,63 +123,53 @@ def write_tags(
             caller bug; also a ValueError); the file is not touched.
         TagWriteError: the file could not be tagged; it is left unchanged.
     """
-    prefix = _prefix(namespace)
+    prefix = key_prefix(namespace)
     wanted = _normalize_tags(tags, prefix)
     wanted_moods = _normalize_values("MOOD", moods) if moods is not None else None
 
     path = Path(path)
-    before = _check_writable(path)
-    # Resolve symlinks so that we replace the target, not the link itself.
-    real = Path(os.path.realpath(path))
-
-    original = _open_audio(real)
-    _check_not_truncated(original, real, before.st_size)
-    if _read_nom(original, prefix) == wanted and (
-        wanted_moods is None or _read_moods(original) == wanted_moods
+    before, real, original = _preflight(path)
+    if tags_in(original, namespace) == wanted and (
+        wanted_moods is None or moods_in(original) == wanted_moods
     ):
         return
 
     directory = real.parent
-    temp: Path | None = None
+    remove_abandoned_in(directory)
     try:
-        temp = _make_temp_copy(real, directory)
-        _write_into(temp, prefix, wanted, wanted_moods)
-        _fsync_file(temp)
-        _verify_temp(temp, original, prefix, wanted, wanted_moods)
+        with _temp_copy(real) as temp:
+            _write_into(temp, type(original), prefix, wanted, wanted_moods)
+            _fsync_file(temp)
+            _verify_temp(temp, original, namespace, wanted, wanted_moods)
 
-        after = os.stat(real)
-        if _fingerprint(after) != _fingerprint(before):
-            raise TagWriteError(
-                f"file changed while tagging, not overwriting it: {path} "
-                "(another program modified it; try again later)"
-            )
+            after = os.stat(real)
+            if _fingerprint(after) != _fingerprint(before):
+                raise TagWriteError(
+                    f"file changed while tagging, not overwriting it: {path} "
+                    "(another program modified it; try again later)"
+                )
 
-        shutil.copymode(real, temp)
-        _copy_owner(before, temp)
-        os.replace(temp, real)
-        temp = None  # It is the real file now; never delete it.
+            shutil.copymode(real, temp)
+            _copy_owner(before, temp)
+            os.replace(temp, real)  # The temp is the real file now; it stays.
     except TagWriteError:
         raise
     except Exception as exc:
         raise _describe_write_failure(exc, path) from exc
-    finally:
-        if temp is not None:
-            _remove_quietly(temp)
 
     _fsync_directory(directory)
+
+
+def remove_stale_temps(path: Path) -> int:
+    """Delete the temp copies killed writers left in path's folder; returns how many.
+
+    Safe at any time: a temp copy a live writer (in any process) holds is kept."""
+    return remove_abandoned_in(Path(path).parent)
 
 
 # --------------------------------------------------------------------------
 # Validation helpers
 # --------------------------------------------------------------------------
-
-
-def _prefix(namespace: str) -> str:
-    """Return the lowercase key prefix; an empty namespace would match every
-    ``_``-prefixed key in the file, so it is refused."""
-    if not isinstance(namespace, str) or not namespace.strip():
-        raise InvalidTagsError("namespace must be a non-empty string")
-    return f"{namespace}_".lower()
 
 
 def _normalize_values(key: str, values: Iterable[str] | None) -> list[str]:
@@ -251,6 +217,17 @@ def _fingerprint(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
 
 
+def _preflight(path: Path) -> tuple[os.stat_result, Path, mutagen.FileType]:
+    """``check_can_write``'s checks; returns the file's stat (to notice a change
+    later), its real path (symlinks resolved: the target is what gets replaced)
+    and its parsed audio."""
+    before = _check_writable(path)
+    real = Path(os.path.realpath(path))
+    original = open_audio(real)
+    _check_not_truncated(original, real, before.st_size)
+    return before, real, original
+
+
 def _check_writable(path: Path) -> os.stat_result:
     """Refuse files we must not or cannot replace, before creating anything.
 
@@ -273,8 +250,10 @@ def _check_writable(path: Path) -> os.stat_result:
     directory = Path(os.path.realpath(path)).parent
     if _on_read_only_filesystem(directory):
         raise TagWriteError(f"file is on a read-only file system: {path}")
-    if not os.access(path, os.W_OK) or not st.st_mode & _ANY_WRITE_BIT:
+    if not st.st_mode & _ANY_WRITE_BIT:
         raise TagWriteError(f"file is read-only: {path}")
+    if not os.access(path, os.W_OK):
+        raise TagWriteError(f"file is read-only for Nomarr (no write permission): {path}")
     try:
         dir_mode = os.stat(directory).st_mode
     except OSError as exc:
@@ -294,36 +273,9 @@ def _on_read_only_filesystem(directory: Path) -> bool:
         return False
 
 
-def _open_audio(path: Path) -> mutagen.FileType:
-    """Parse the file by content (not extension) and check it is a format we
-    know how to tag without corrupting it."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise TagWriteError(f"no such file: {path}") from None
-    except OSError as exc:
-        raise TagWriteError(f"cannot access file: {path} ({exc.strerror})") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise TagWriteError(f"no such file (not a regular file): {path}")
-    if st.st_size == 0:
-        raise TagWriteError(f"not a supported audio file (file is empty): {path}")
-
-    try:
-        audio = mutagen.File(path)
-    except Exception as exc:
-        oserror = _find_oserror(exc)
-        if oserror is not None and oserror.errno in (errno.EACCES, errno.EPERM):
-            raise TagWriteError(f"cannot read file (permission denied): {path}") from exc
-        raise TagWriteError(
-            f"not a supported audio file (unreadable or corrupt): {path} ({exc})"
-        ) from exc
-    if audio is None:
-        raise TagWriteError(f"not a supported audio file: {path}")
-    if not isinstance(audio, _ID3_TYPES + _VORBIS_TYPES + _MP4_TYPES):
-        raise TagWriteError(
-            f"not a supported audio file (unsupported format {type(audio).__name__}): {path}"
-        )
-    return audio
+def _duration(audio: mutagen.FileType) -> float:
+    """The audio's length in seconds as its header says; 0 when it says none."""
+    return float(getattr(audio.info, "length", 0) or 0)
 
 
 def _check_not_truncated(audio: mutagen.FileType, path: Path, size: int) -> None:
@@ -333,13 +285,14 @@ def _check_not_truncated(audio: mutagen.FileType, path: Path, size: int) -> None
     file is harmful for RIFF/AIFF (the new ID3 chunk would land inside the
     declared data chunk) and pointless elsewhere; a truncated download should
     be re-fetched, not tagged. Only headers that declare the audio size
-    exactly are trusted (MP3 Xing/VBRI, WAV, AIFF); for other formats mutagen
-    derives the bitrate from the file size, so the check would be a no-op.
+    exactly are trusted (MP3 Xing/VBRI, WAV, AIFF, and MP4's atom sizes); for
+    FLAC and Ogg mutagen derives the bitrate from the file size, so the check
+    would be a no-op (and their tags live before the audio: writing is safe).
     """
-    length = getattr(audio.info, "length", 0) or 0
+    length = _duration(audio)
     if length <= 0:
         raise TagWriteError(f"not a supported audio file (no audio data, truncated?): {path}")
-    if isinstance(audio, _ID3_TYPES):
+    if isinstance(audio, ID3_TYPES):
         bitrate = getattr(audio.info, "bitrate", 0) or 0
         declared = length * bitrate / 8
         if declared and size < declared * _TRUNCATION_RATIO:
@@ -347,67 +300,24 @@ def _check_not_truncated(audio: mutagen.FileType, path: Path, size: int) -> None
                 f"file looks truncated: {path} (its header declares about "
                 f"{int(declared)} bytes of audio, the file has {size} bytes)"
             )
+    elif isinstance(audio, MP4):
+        declared = _mp4_declared_size(path)
+        if declared > size:
+            raise TagWriteError(
+                f"file looks truncated: {path} (its atoms declare {declared} bytes, "
+                f"the file has {size} bytes)"
+            )
 
 
-# --------------------------------------------------------------------------
-# Reading
-# --------------------------------------------------------------------------
-
-
-def _read_nom(audio: mutagen.FileType, prefix: str) -> dict[str, list[str]]:
-    result: dict[str, list[str]] = {}
-    tags = audio.tags
-    if tags is None:
-        return result
-    if isinstance(audio, _ID3_TYPES):
-        for frame in tags.getall("TXXX"):
-            key = frame.desc.lower()
-            if key.startswith(prefix):
-                result.setdefault(key, []).extend(str(t) for t in frame.text)
-    elif isinstance(audio, _VORBIS_TYPES):
-        for name, value in tags:
-            key = name.lower()
-            if key.startswith(prefix):
-                result.setdefault(key, []).append(value)
-    else:
-        for atom, values in tags.items():
-            key = _mp4_freeform_name(atom)
-            if key is not None and key.lower().startswith(prefix):
-                result.setdefault(key.lower(), []).extend(_mp4_text(v) for v in values)
-    return result
-
-
-def _read_moods(audio: mutagen.FileType) -> list[str]:
-    tags = audio.tags
-    if tags is None:
-        return []
-    if isinstance(audio, _ID3_TYPES):
-        return [str(t) for frame in tags.getall("TMOO") for t in frame.text]
-    if isinstance(audio, _VORBIS_TYPES):
-        return [value for name, value in tags if name.lower() == "mood"]
-    moods: list[str] = []
-    for atom, values in tags.items():
-        name = _mp4_freeform_name(atom)
-        if name is not None and name.lower() == "mood":
-            moods.extend(_mp4_text(v) for v in values)
-    return moods
-
-
-def _mp4_freeform_name(atom: str) -> str | None:
-    """``----:com.apple.iTunes:name`` -> ``name``; None for any other atom
-    (freeform atoms of other tools' ``mean`` are not ours)."""
-    if atom.startswith(_MP4_FREEFORM_PREFIX):
-        return atom[len(_MP4_FREEFORM_PREFIX) :]
-    return None
-
-
-def _mp4_text(value: object) -> str:
-    if isinstance(value, MP4FreeForm):
-        encoding = "utf-16-be" if value.dataformat == AtomDataType.UTF16 else "utf-8"
-        return bytes(value).decode(encoding, errors="replace")
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
+def _mp4_declared_size(path: Path) -> int:
+    """Where the last top-level MP4 atom says it ends (mutagen does not check
+    that the media data is all there)."""
+    try:
+        with open(path, "rb") as handle:
+            atoms = Atoms(handle).atoms
+    except Exception as exc:
+        raise TagWriteError(f"not a supported audio file (unreadable MP4): {path}") from exc
+    return max((atom.offset + atom.length for atom in atoms), default=0)
 
 
 # --------------------------------------------------------------------------
@@ -421,61 +331,54 @@ def _temp_prefix(target: Path) -> str:
     return f"{TEMP_PREFIX}{target.name[:100]}."
 
 
-def remove_stale_temps(path: Path) -> int:
-    """Delete temp files a killed writer left beside path; returns how many.
+@contextmanager
+def _temp_copy(source: Path) -> Iterator[Path]:
+    """A locked copy of the file, ``.nomarr-<name>.*.tmp`` (``nomarr_site.atomic``)
+    in the same directory (same file system, so ``os.replace`` is atomic); removed
+    at the end unless it was renamed over the file."""
+    directory = source.parent
+    with ExitStack() as stack:
+        try:
+            handle, temp = stack.enter_context(locked_temp(directory, _temp_prefix(source)))
+        except PermissionError as exc:
+            raise TagWriteError(
+                f"directory is not writable: {directory} (cannot create a temporary file "
+                f"there: {exc.strerror}); {source.name} was left unchanged"
+            ) from exc
+        _copy_bytes(source, handle)
+        yield temp
 
-    Only call this when no writer for path can still be running (its job was reset)."""
-    removed = 0
-    for temp in path.parent.glob(glob.escape(_temp_prefix(path)) + "*" + TEMP_SUFFIX):
-        _remove_quietly(temp)
-        removed += 1
-    return removed
 
-
-def _make_temp_copy(source: Path, directory: Path) -> Path:
-    """Copy the file to ``.nomarr-*.tmp`` in the same directory (same file
-    system, so ``os.replace`` is atomic)."""
-    try:
-        fd, name = tempfile.mkstemp(prefix=_temp_prefix(source), suffix=TEMP_SUFFIX, dir=directory)
-    except PermissionError as exc:
-        raise TagWriteError(
-            f"directory is not writable: {directory} (cannot create a temporary file "
-            f"there: {exc.strerror}); {source.name} was left unchanged"
-        ) from exc
-    temp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as dst, open(source, "rb") as src:
-            shutil.copyfileobj(src, dst, 1024 * 1024)
-    except BaseException:
-        _remove_quietly(temp)
-        raise
-    return temp
+def _copy_bytes(source: Path, handle: BinaryIO) -> None:
+    with open(source, "rb") as src:
+        shutil.copyfileobj(src, handle, 1024 * 1024)
+    handle.flush()
 
 
 def _write_into(
     temp: Path,
+    kind: type[mutagen.FileType],
     prefix: str,
     wanted: dict[str, list[str]],
     moods: list[str] | None,
 ) -> None:
-    """Apply the new tags to the temp copy with mutagen (format by content)."""
-    audio = mutagen.File(temp)
-    if audio is None:  # The copy is the same bytes; this means it changed.
-        raise TagWriteError(f"temporary copy is not readable as audio: {temp}")
+    """Apply the new tags to the temp copy with mutagen, read as the original's
+    format (its content's, see ``tagging.tagfiles.parse_audio``)."""
+    audio = kind(temp)
     if audio.tags is None:
         audio.add_tags()
-    tags = audio.tags
+    tags: Any = audio.tags  # mutagen types it as None; each group has its own class
 
-    if isinstance(audio, _ID3_TYPES):
+    if isinstance(audio, ID3_TYPES):
         _apply_id3(tags, prefix, wanted, moods)
         audio.save(v2_version=4)
-    elif isinstance(audio, _VORBIS_TYPES):
+    elif isinstance(audio, VORBIS_TYPES):
         _apply_vorbis(tags, prefix, wanted, moods)
         audio.save()
-    elif isinstance(audio, _MP4_TYPES):
+    elif isinstance(audio, MP4_TYPES):
         _apply_mp4(tags, prefix, wanted, moods)
         audio.save()
-    else:  # pragma: no cover - _open_audio already refused it
+    else:  # pragma: no cover - open_audio already refused it
         raise TagWriteError(f"unsupported format {type(audio).__name__}")
 
 
@@ -518,15 +421,15 @@ def _apply_mp4(
     tags: MP4Tags, prefix: str, wanted: dict[str, list[str]], moods: list[str] | None
 ) -> None:
     for atom in list(tags.keys()):
-        name = _mp4_freeform_name(atom)
+        name = mp4_freeform_name(atom)
         if name is None:
             continue
         if name.lower().startswith(prefix) or (moods is not None and name.lower() == "mood"):
             del tags[atom]
     for key, values in wanted.items():
-        tags[f"{_MP4_FREEFORM_PREFIX}{key}"] = _mp4_values(values)
+        tags[f"{MP4_FREEFORM_PREFIX}{key}"] = _mp4_values(values)
     if moods:
-        tags[_MP4_MOOD_KEY] = _mp4_values(moods)
+        tags[MP4_MOOD_KEY] = _mp4_values(moods)
 
 
 def _mp4_values(values: list[str]) -> list[MP4FreeForm]:
@@ -544,23 +447,21 @@ def _fsync_file(path: Path) -> None:
 def _verify_temp(
     temp: Path,
     original: mutagen.FileType,
-    prefix: str,
+    namespace: str,
     wanted: dict[str, list[str]],
     moods: list[str] | None,
 ) -> None:
     """Re-parse the temp copy: it must still be the same kind of audio with the
     same duration and carry exactly the tags we meant to write."""
     try:
-        written = mutagen.File(temp)
+        written = type(original)(temp)
     except Exception as exc:
         raise TagWriteError(f"verification failed, written copy does not parse ({exc})") from exc
-    if type(written) is not type(original):
-        raise TagWriteError("verification failed, written copy is not the same format")
-    if abs(written.info.length - original.info.length) > 0.05:
+    if abs(_duration(written) - _duration(original)) > 0.05:
         raise TagWriteError("verification failed, audio duration changed")
-    if _read_nom(written, prefix) != wanted:
+    if tags_in(written, namespace) != wanted:
         raise TagWriteError("verification failed, written tags do not read back")
-    if moods is not None and _read_moods(written) != moods:
+    if moods is not None and moods_in(written) != moods:
         raise TagWriteError("verification failed, written MOOD does not read back")
 
 
@@ -591,32 +492,6 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _remove_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        pass
-
-
-def _find_oserror(exc: BaseException) -> OSError | None:
-    """mutagen wraps I/O errors in MutagenError; dig the OSError out so that
-    e.g. ENOSPC can be reported as "disk full"."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
-    while todo:
-        current = todo.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno is not None:
-            return current
-        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
-        todo.extend([current.__cause__, current.__context__])
-    return None
-
-
 _ERRNO_MESSAGES: dict[int, Callable[[str], str]] = {
     errno.ENOSPC: lambda p: f"disk full, could not write tags to {p}",
     errno.EDQUOT: lambda p: f"disk quota exceeded, could not write tags to {p}",
@@ -627,7 +502,7 @@ _ERRNO_MESSAGES: dict[int, Callable[[str], str]] = {
 
 
 def _describe_write_failure(exc: BaseException, path: Path) -> TagWriteError:
-    oserror = _find_oserror(exc)
+    oserror = find_oserror(exc)
     if oserror is not None and oserror.errno in _ERRNO_MESSAGES:
         message = _ERRNO_MESSAGES[oserror.errno](str(path))
     elif oserror is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -10,15 +9,9 @@ from rest_framework_api_key.models import APIKey
 
 
 @pytest.fixture
-def library(settings, tmp_path: Path) -> Path:
-    settings.NOMARR_LIBRARY_ROOTS = [tmp_path.resolve()]
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"accounts-test-{uuid.uuid4()}",
-        }
-    }
-    return tmp_path.resolve()
+def library(make_library, private_cache) -> Path:
+    """tmp_path is the one library root (so `make_audio` copies are inside it)."""
+    return make_library("")
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
-"""Small real libraries in a temporary folder, built from the fixture clips."""
+"""Small real libraries in a temporary folder, built from the fixture clips.
+
+`library` (the empty root) and `root_row` (its row) come from the root conftest.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from library.models import LibraryRoot, Scan
-from library.roots import sync_settings_roots
+from library.models import Scan
 from library.scanning import scan_root
 from library.tests.helpers import FORMATS
-
-
-@pytest.fixture
-def library(tmp_path, settings) -> Path:
-    """An empty library root (the one root in the settings)."""
-    root = (tmp_path / "music").resolve()
-    root.mkdir()
-    settings.NOMARR_LIBRARY_ROOTS = [root]
-    return root
 
 
 @pytest.fixture
@@ -42,16 +35,6 @@ def seven(add) -> list[Path]:
     return [
         add(f"Joram/Moments of Clarity/{n:02d} Solipsism.{fmt}") for n, fmt in enumerate(FORMATS)
     ]
-
-
-@pytest.fixture
-def root_row(library) -> LibraryRoot:
-    """The library's root row, auto-tag off unless a test turns it on."""
-    sync_settings_roots()
-    root = LibraryRoot.objects.get(path=str(library))
-    root.auto_tag = False
-    root.save()
-    return root
 
 
 @pytest.fixture

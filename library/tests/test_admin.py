@@ -6,7 +6,6 @@ from django.test import Client
 from django_q.models import OrmQ
 
 from library.models import LibraryFile, LibraryRoot, Scan
-from library.scanning import start_scan
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +46,7 @@ def test_scan_now_hands_the_scan_to_the_workers_and_cancel_flags_it(client, libr
     )
     assert response.status_code == 302
     assert OrmQ.objects.count() == 1
-    running = start_scan(root)
+    running = Scan.objects.get(root=root, status=Scan.Status.RUNNING, trigger="admin")
     client.post("/admin/library/scan/", {"action": "cancel", "_selected_action": [running.pk]})
     assert Scan.objects.get(pk=running.pk).cancel_requested
 

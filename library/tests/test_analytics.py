@@ -9,6 +9,7 @@ import pytest
 
 from library import analytics
 from library.tests.test_pages import tag_file
+from tagging import keys
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,7 @@ def test_summary_counts_tagged_files(known):
 def test_mood_word_frequencies_per_set(known):
     freq = analytics.mood_frequencies()
     count = {
-        word: {name: freq["sets"][name][i] for name in analytics.MOOD_SETS}
+        word: {name: freq["sets"][name][i] for name in keys.MOOD_SETS}
         for i, word in enumerate(freq["words"])
     }
     assert count["happy"] == {"strict": 2, "regular": 2, "loose": 2}
@@ -53,12 +54,12 @@ def test_mood_word_frequencies_per_set(known):
 def test_tier_distribution_per_mood_label(known):
     tiers = analytics.tier_distribution()
     happy = tiers["labels"].index("happy")
-    assert [tiers["tiers"][t][happy] for t in analytics.TIERS] == [2, 0, 1, 2]
+    assert [tiers["tiers"][t][happy] for t in keys.TIERS] == [2, 0, 1, 2]
     sad = tiers["labels"].index("sad")
-    assert [tiers["tiers"][t][sad] for t in analytics.TIERS] == [2, 1, 0, 2]
+    assert [tiers["tiers"][t][sad] for t in keys.TIERS] == [2, 1, 0, 2]
     # Every mood label counts every tagged file once.
     for index in range(len(tiers["labels"])):
-        assert sum(tiers["tiers"][t][index] for t in analytics.TIERS) == 5
+        assert sum(tiers["tiers"][t][index] for t in keys.TIERS) == 5
 
 
 def test_co_occurrence_of_mood_words(known):

@@ -2,10 +2,11 @@
 
 import pytest
 
-from library import scanning
+from library import autotag, scanning
 from library.models import LibraryFile
-from tagging import writers
+from tagging import catalog, jobs, writers
 from tagging.catalog import get_catalog
+from tagging.keys import namespace, score_key, version_key
 from tagging.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -38,8 +39,8 @@ def test_nothing_is_queued_when_auto_tag_is_off(root_row, seven, scan):
 def test_files_tagged_by_an_older_model_set_are_queued_and_current_ones_not(auto, add, scan):
     current = get_catalog().fingerprint
     old, fresh = add("old.flac"), add("fresh.flac")
-    writers.write_tags(old, {"nom_version": ["nomarr1-000000000000"]}, "nom", None)
-    writers.write_tags(fresh, {"nom_version": [current]}, "nom", None)
+    writers.write_tags(old, {version_key(): ["nomarr1-000000000000"]}, namespace(), None)
+    writers.write_tags(fresh, {version_key(): [current]}, namespace(), None)
     assert scan().queued == 1
     assert pending() == {str(old)}
 
@@ -52,7 +53,7 @@ def test_a_file_is_queued_once_per_model_set(auto, add, scan, monkeypatch):
     again = scan(full=True)
     assert again.queued == 0 and Job.objects.count() == 1
     # A new model set queues it again.
-    monkeypatch.setattr(scanning, "current_version", lambda: ("nomarr1-newmodels000", ""))
+    monkeypatch.setattr(catalog, "current_version", lambda: "nomarr1-newmodels000")
     assert scan().queued == 1
     assert pending() == {str(song)}
 
@@ -61,7 +62,8 @@ def test_a_changed_file_that_lost_its_tags_is_queued_again(auto, add, scan):
     song = add("a.flac")
     scan()
     Job.objects.update(status="done")
-    writers.write_tags(song, {"nom_x__y": ["1"]}, "nom", None)  # another tool rewrote it
+    # another tool rewrote it
+    writers.write_tags(song, {score_key("x", "y"): ["1"]}, namespace(), None)
     assert scan().queued == 1
 
 
@@ -89,8 +91,14 @@ def test_without_models_nothing_is_queued_and_the_scan_says_why(
     auto, add, scan, settings, tmp_path
 ):
     add("a.flac")
+    installed = settings.NOMARR_MODELS_DIRS
     settings.NOMARR_MODELS_DIRS = [tmp_path / "no-models"]
-    result = scan()
+    jobs.refresh_models()  # the models are gone, and the user refreshed the list
+    try:
+        result = scan()
+    finally:
+        settings.NOMARR_MODELS_DIRS = installed
+        jobs.refresh_models()
     assert result.status == "done" and result.queued == 0
     assert "no models" in result.message
 
@@ -98,7 +106,7 @@ def test_without_models_nothing_is_queued_and_the_scan_says_why(
 def test_queueing_stops_with_the_scan_and_the_next_scan_queues_the_rest(
     auto, seven, scan, monkeypatch
 ):
-    monkeypatch.setattr(scanning, "QUEUE_CHUNK", 2)
+    monkeypatch.setattr(autotag, "QUEUE_CHUNK", 2)
     monkeypatch.setattr(scanning, "PROGRESS_EVERY", 0)
 
     def cancel_once_some_are_queued(counts):

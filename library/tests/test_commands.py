@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from library.models import LibraryFile, LibraryRoot, Scan
-from library.scanning import start_scan
+from library.scanning import claim_scan
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_scan_without_any_root_says_so(settings):
 
 
 def test_cancel_flags_the_running_scan(root_row):
-    running = start_scan(root_row)
+    running = claim_scan(root_row)
     out, _ = run("--cancel")
     assert "1 running scan(s) asked to stop" in out
     running.refresh_from_db()
@@ -69,6 +69,6 @@ def test_history_lists_the_last_scans(add):
 
 def test_a_refused_scan_fails_the_command(root_row, add):
     add("a.flac")
-    start_scan(root_row)
+    claim_scan(root_row)
     with pytest.raises(CommandError, match="refused or failed"):
         run()

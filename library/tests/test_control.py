@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from library import scanning
 from library.models import LibraryFile, LibraryRoot, Scan
-from library.scanning import ScanRefused, cancel_scans, scan_root, start_scan
+from library.scanning import ScanRefused, cancel_scans, claim_scan, scan_root
 from library.tests.helpers import manage
+from nomarr_site.workers import worker_id
 
 # scaleout: bin/test runs these again on PostgreSQL (COPY, executemany, constraints).
 pytestmark = [pytest.mark.django_db, pytest.mark.scaleout]
@@ -30,7 +31,7 @@ def twelve(add):
 
 def test_a_second_scan_of_the_same_root_is_refused(root_row, scan, tmp_path, add):
     add("a.flac")
-    running = start_scan(root_row)
+    running = claim_scan(root_row)
     with pytest.raises(ScanRefused, match="already running"):
         scan()
     # Another root is not held up.
@@ -46,7 +47,7 @@ def test_a_second_scan_of_the_same_root_is_refused(root_row, scan, tmp_path, add
 @pytest.mark.django_db(transaction=True)
 def test_another_process_is_refused_while_a_scan_runs(root_row, add, library):
     add("a.flac")
-    running = start_scan(root_row)
+    running = claim_scan(root_row)
     refused = manage("scan", library=library)
     assert refused.returncode != 0
     assert f"refused: a scan of {library} is already running (scan #{running.pk}" in (
@@ -100,7 +101,7 @@ def test_a_scan_whose_process_died_is_reaped(root_row, add, scan):
     add("a.flac")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    host = scanning.worker_id().rpartition(":")[0]
+    host = worker_id().rpartition(":")[0]
     ghost = Scan.objects.create(root=root_row, worker=f"{host}:{dead.pid}")
     result = scan()
     assert result.status == "done"

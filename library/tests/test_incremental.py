@@ -6,8 +6,11 @@ import pytest
 
 from library.models import LibraryFile, TagValue
 from tagging import writers
+from tagging.keys import namespace, score_key, version_key
 
 pytestmark = pytest.mark.django_db
+
+SCORE = score_key("x", "y")
 
 
 def snapshot():
@@ -47,14 +50,14 @@ def test_a_file_whose_tags_changed_is_read_again(seven, scan):
     scan()
     song = seven[1]
     row_id = LibraryFile.objects.get(path=str(song)).pk
-    writers.write_tags(song, {"nom_x__y": ["0.5"], "nom_version": ["v1"]}, "nom", None)
+    writers.write_tags(song, {SCORE: ["0.5"], version_key(): ["v1"]}, namespace(), None)
     again = scan()
     assert (again.read, again.changed, again.new, again.moved) == (1, 1, 0, 0)
     row = LibraryFile.objects.get(path=str(song))
     assert row.pk == row_id
     assert (row.size, row.mtime_ns) == (song.stat().st_size, song.stat().st_mtime_ns)
     assert row.nom_version == "v1"
-    assert TagValue.objects.get(file=row, key="nom_x__y").number == 0.5
+    assert TagValue.objects.get(file=row, key=SCORE).number == 0.5
 
 
 def test_a_touched_file_is_read_but_its_tag_rows_stay(add, scan):

@@ -6,16 +6,17 @@ import pytest
 
 from library.models import LibraryFile, TagValue
 from tagging import jobs, writers
+from tagging.keys import namespace, score_key, version_key
 from tagging.models import Job
 
 # scaleout: bin/test runs these again on PostgreSQL (COPY, executemany, constraints).
 pytestmark = [pytest.mark.django_db, pytest.mark.scaleout]
 
-SCORE = "nom_mood_happy_msd_musicnn_1__happy"
+SCORE = score_key("mood_happy-msd-musicnn-1", "happy")
 
 
 def tagged(path, score="0.873"):
-    writers.write_tags(path, {SCORE: [score], "nom_version": ["nomarr1-old"]}, "nom", None)
+    writers.write_tags(path, {SCORE: [score], version_key(): ["nomarr1-old"]}, namespace(), None)
     return path
 
 

@@ -8,19 +8,21 @@ from pathlib import Path
 import mutagen
 import numpy as np
 import pytest
-from django.conf import settings
 from django.test import Client
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
 from library.models import LibraryFile, Scan
-from library.scanning import start_scan
+from library.scanning import claim_scan
 from tagging import writers
 from tagging.catalog import get_catalog, is_negation
+from tagging.keys import namespace, score_key, version_key
 from tagging.models import Job
 from tagging.pipeline import describe
 
 pytestmark = pytest.mark.django_db
+
+HAPPY = score_key("mood_happy-msd-musicnn-1", "happy")
 
 
 def nomarr_tags(scores: dict[str, float], default: float = 0.5) -> tuple[dict, list[str]]:
@@ -37,7 +39,7 @@ def nomarr_tags(scores: dict[str, float], default: float = 0.5) -> tuple[dict, l
         else:
             mean = np.array([scores.get(label, 0.1) for label in head.labels])
         head_scores.append((head, mean))
-    analysis = describe(head_scores, settings.NOMARR_NAMESPACE, catalog.fingerprint)
+    analysis = describe(head_scores, namespace(), catalog.fingerprint)
     return analysis.tags, analysis.moods
 
 
@@ -50,7 +52,7 @@ def tag_file(path: Path, scores: dict[str, float], **common: str) -> Path:
             audio[key] = [str(value)]
         audio.save()
     tags, moods = nomarr_tags(scores)
-    writers.write_tags(path, tags, settings.NOMARR_NAMESPACE, moods)
+    writers.write_tags(path, tags, namespace(), moods)
     return path
 
 
@@ -166,7 +168,7 @@ def test_a_file_page_shows_its_scores_as_bars_grouped_by_model(admin_client, son
     assert len(models) == len(get_catalog().heads)
     happy = text.index('<h3 class="model">mood_happy-msd-musicnn-1</h3>')
     section = text[happy : text.index("</table>", happy)]
-    assert re.search(r'<td title="nom_mood_happy_msd_musicnn_1__happy">happy</td>', section)
+    assert f'<td title="{HAPPY}">happy</td>' in section
     assert 'style="width: 92.0%"' in section and "0.920" in section and ">high<" in section
     assert 'style="width: 8.0%"' in section  # non_happy
     assert "Bright Band" in text and "Sunny Days" in text and "2011" in text
@@ -176,13 +178,15 @@ def test_a_file_page_shows_its_scores_as_bars_grouped_by_model(admin_client, son
 def test_show_tags_reads_the_file_now(admin_client, songs):
     joy = songs["joy"]
     Path(joy.path).chmod(0o644)
-    writers.write_tags(Path(joy.path), {"nom_version": ["changed-since-scan"]}, "nom", ["calm"])
+    writers.write_tags(
+        Path(joy.path), {version_key(): ["changed-since-scan"]}, namespace(), ["calm"]
+    )
     partial = admin_client.get(f"/library/file/{joy.pk}/tags/", headers={"HX-Request": "true"})
     text = partial.content.decode()
     assert 'id="raw-tags"' in text
     assert "<html" not in text
     assert "changed-since-scan" in text and "calm" in text
-    assert "nom_mood_happy_msd_musicnn_1__happy" not in text  # gone from the file
+    assert HAPPY not in text  # gone from the file
     # Without JavaScript: the whole file page, with the tags.
     page = admin_client.get(f"/library/file/{joy.pk}/tags/")
     assert b"<html" in page.content and b"changed-since-scan" in page.content
@@ -206,14 +210,14 @@ def test_starting_a_scan_from_the_page_hands_it_to_the_workers(admin_client, roo
     assert page.status_code == 200 and b'ws-connect="/ws/scans/"' in page.content
     response = admin_client.post(f"/library/scans/{root_row.pk}/", {"action": "full"}, follow=True)
     assert b"handed to the workers" in response.content
+    claimed = Scan.objects.get()  # claimed in the request, run by a worker
+    assert (claimed.status, claimed.full, claimed.trigger) == ("running", True, "web")
     [task] = queued_tasks()
-    assert task["func"] == "library.tasks.scan_one"
-    assert task["args"] == (root_row.pk, True, "web")
-    assert not Scan.objects.exists()  # nothing ran in the request
+    assert task["func"] == "library.tasks.run_started_scan" and task["args"] == (claimed.pk,)
 
 
 def test_a_running_scan_refuses_another_and_can_be_cancelled(admin_client, root_row):
-    running = start_scan(root_row)
+    running = claim_scan(root_row)
     refused = admin_client.post(f"/library/scans/{root_row.pk}/", {"action": "scan"}, follow=True)
     assert b"already running" in refused.content and queued_tasks() == []
     admin_client.post(f"/library/scans/{root_row.pk}/", {"action": "cancel"})

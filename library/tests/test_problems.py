@@ -9,6 +9,7 @@ import pytest
 
 from library.models import LibraryFile, Scan
 from library.tests.helpers import manage
+from tagging.tests.support import without_dac_override
 
 pytestmark = pytest.mark.django_db
 
@@ -98,20 +99,9 @@ def test_empty_folders_are_counted(add, scan, library):
     assert problems(result)[str(library / "empty" / "nested")] == "empty folder"
 
 
-def _without_dac_override() -> tuple[str, ...]:
-    """A command prefix under which root obeys file modes (no CAP_DAC_OVERRIDE /
-    CAP_DAC_READ_SEARCH), so chmod 000 really locks it out."""
-    if os.geteuid() != 0:
-        return ()
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("tests run as root and setpriv (util-linux) is missing to drop its override")
-    return (setpriv, "--bounding-set", "-dac_override,-dac_read_search")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_unreadable_folders_and_files_are_reported_and_their_rows_kept(add, scan, library):
-    prefix = _without_dac_override()
+    prefix = without_dac_override()
     add("ok.flac")
     inner = add("Locked/inner.flac")
     secret = add("secret.mp3")

@@ -4,11 +4,12 @@ import logging
 
 import pytest
 
-from library import scanning
+from library import rows
 from library.models import LibraryFile, TagValue
-from library.scanning import refresh_file
+from library.rows import refresh_file
 from tagging import jobs, pipeline, writers
 from tagging.catalog import get_catalog
+from tagging.keys import namespace, prefix, score_key, version_key
 from tagging.models import Job
 
 # scaleout: bin/test runs these again on PostgreSQL (COPY, executemany, constraints).
@@ -21,7 +22,7 @@ def test_a_real_job_that_tags_a_file_updates_its_rows_at_once(root_row, add, sca
     root_row.save()
     scan()
     row = LibraryFile.objects.get()
-    assert row.nom_version == "" and not row.tags.filter(key__startswith="nom_").exists()
+    assert row.nom_version == "" and not row.tags.filter(key__startswith=prefix()).exists()
     row_id = row.pk
     job = Job.objects.get()
     assert jobs.run(job.pk) == "done"
@@ -32,7 +33,7 @@ def test_a_real_job_that_tags_a_file_updates_its_rows_at_once(root_row, add, sca
     assert row.nom_version == get_catalog().fingerprint
     stored = row.tag_dict()
     assert all(stored[key] == values for key, values in job.result["tags"].items())
-    key = "nom_voice_instrumental_msd_musicnn_1__instrumental"
+    key = score_key("voice_instrumental-msd-musicnn-1", "instrumental")
     assert TagValue.objects.get(file=row, key=key).number == float(job.result["tags"][key][0])
     assert (row.size, row.mtime_ns) == (song.stat().st_size, song.stat().st_mtime_ns)
     # So the next scan has nothing to read, and nothing to queue.
@@ -44,34 +45,42 @@ def test_a_failing_refresh_does_not_fail_the_job(add, monkeypatch, caplog, libra
     song = add("a.flac")
 
     def fake_tag_file(path, force=False, progress=None):
-        writers.write_tags(path, {"nom_version": ["nomarr1-fake"]}, "nom", None)
+        writers.write_tags(path, {version_key(): ["nomarr1-fake"]}, namespace(), None)
         return pipeline.FileResult(path=str(path), status="tagged", tags={})
 
     def broken(path):
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(pipeline, "tag_file", fake_tag_file)
-    monkeypatch.setattr(scanning, "refresh_file", broken)
+    monkeypatch.setattr(rows, "refresh_file", broken)
     job, _ = jobs.queue_file(song)
-    with caplog.at_level(logging.ERROR, logger="library.scanning"):
+    with caplog.at_level(logging.ERROR, logger="library.rows"):
         assert jobs.run(job.pk) == "done"
     job.refresh_from_db()
     assert job.status == "done" and job.result["status"] == "tagged"
     assert "library refresh" in caplog.text and "database on fire" in caplog.text
 
 
-def test_a_skipped_job_does_not_touch_the_library(add, monkeypatch, library):
+def test_a_skipped_job_does_not_touch_the_library(add, scan):
     song = add("a.flac")
-    calls = []
-    monkeypatch.setattr(scanning, "refresh_file", calls.append)
-    monkeypatch.setattr(
-        pipeline,
-        "tag_file",
-        lambda path, force=False, progress=None: pipeline.FileResult(str(path), "skipped"),
-    )
-    job, _ = jobs.queue_file(song)
-    jobs.run(job.pk)
-    assert calls == []
+    scan()
+    first, _ = jobs.queue_file(song)
+    assert jobs.run(first.pk) == "done"
+    # Tagged by the current model set, and its row knows it.
+    assert LibraryFile.objects.get().nom_version == get_catalog().fingerprint
+    row = LibraryFile.objects.values().get()
+    tags = list(TagValue.objects.order_by("id").values_list("id", "key", "value"))
+    stat = song.stat()
+
+    again, created = jobs.queue_file(song)
+    assert created
+    assert jobs.run(again.pk) == "done"
+    again.refresh_from_db()
+    assert again.result["status"] == "skipped", again.result
+    # The file was not written, nor its row refreshed (read_at included).
+    assert (song.stat().st_size, song.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert LibraryFile.objects.values().get() == row
+    assert list(TagValue.objects.order_by("id").values_list("id", "key", "value")) == tags
 
 
 def test_refresh_creates_the_row_of_a_file_no_scan_has_seen(add, library):

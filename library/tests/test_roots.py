@@ -6,13 +6,8 @@ from pathlib import Path
 import pytest
 
 from library.models import LibraryRoot
-from library.roots import (
-    OutsideLibrary,
-    library_roots,
-    resolve_in_library,
-    root_for,
-    sync_settings_roots,
-)
+from library.roots import library_roots, root_for, sync_settings_roots
+from tagging.boundary import OutsideLibrary, resolve_in_library
 
 pytestmark = pytest.mark.django_db
 

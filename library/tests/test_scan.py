@@ -6,6 +6,7 @@ import pytest
 from library.models import LibraryFile, TagValue
 from library.tests.helpers import ALBUM, ARTIST, FORMATS, TITLE
 from tagging import writers
+from tagging.keys import namespace, score_key, tier_key_for, version_key
 
 # scaleout: bin/test runs these again on PostgreSQL (COPY, executemany, constraints).
 pytestmark = [pytest.mark.django_db, pytest.mark.scaleout]
@@ -116,12 +117,12 @@ def test_standard_tags_and_musicbrainz_ids_are_read(fmt, add, scan):
 @pytest.mark.parametrize("fmt", ["mp3", "flac", "m4a"])
 def test_nomarr_scores_can_be_queried_by_number(fmt, add, scan):
     happy, sad = add(f"happy.{fmt}"), add(f"sad.{fmt}")
-    key = "nom_mood_happy_msd_musicnn_1__happy"
+    key = score_key("mood_happy-msd-musicnn-1", "happy")
     for path, score, tier in ((happy, "0.873", "high"), (sad, "0.120", "none")):
         writers.write_tags(
             path,
-            {key: [score], f"{key}__tier": [tier], "nom_version": ["nomarr1-test"]},
-            "nom",
+            {key: [score], tier_key_for(key): [tier], version_key(): ["nomarr1-test"]},
+            namespace(),
             ["happy"] if path is happy else [],
         )
     scan()
@@ -129,9 +130,9 @@ def test_nomarr_scores_can_be_queried_by_number(fmt, add, scan):
     assert [row.path for row in found] == [str(happy)]
     row = LibraryFile.objects.get(path=str(happy))
     assert row.nom_version == "nomarr1-test"
-    assert row.tag_dict()[f"{key}__tier"] == ["high"]
+    assert row.tag_dict()[tier_key_for(key)] == ["high"]
     assert row.tag_dict()["mood"] == ["happy"]
-    assert TagValue.objects.filter(key=f"{key}__tier", value="high").count() == 1
+    assert TagValue.objects.filter(key=tier_key_for(key), value="high").count() == 1
     # The user's own tags that only look like Nomarr's are not taken for Nomarr's.
     assert "nomad_rating" not in row.tag_dict()
 

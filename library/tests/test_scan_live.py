@@ -9,9 +9,10 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from library.consumers import announce, render_live
+from library.consumers import ScansConsumer
+from library.live import announce
 from library.models import Scan
-from library.scanning import scan_root, start_scan
+from library.scanning import claim_scan, scan_root
 from nomarr_site.asgi import application
 from tagging.tests.support import websocket_headers
 
@@ -59,7 +60,7 @@ def test_a_scan_is_seen_from_start_to_finish(admin_user, root_row, add):
 
 
 def test_a_running_scans_counters_and_cancel_flag_are_pushed(admin_user, root_row):
-    running = start_scan(root_row)
+    running = claim_scan(root_row)
     client = Client()
     client.force_login(admin_user)
 
@@ -75,9 +76,9 @@ def test_a_running_scans_counters_and_cancel_flag_are_pushed(admin_user, root_ro
 
 
 def test_the_page_and_the_socket_render_the_same_region(admin_client, root_row):
-    start_scan(root_row)
+    claim_scan(root_row)
     page = admin_client.get("/library/scans/").content.decode()
-    region = render_live()
+    region = ScansConsumer().render()
 
     def steady(text: str) -> str:  # the elapsed time may tick between the two
         return re.sub(r"running for [^<]+", "running for …", text)

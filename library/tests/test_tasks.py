@@ -1,11 +1,13 @@
 """The background scan: a django-q2 task on a schedule (every 30 minutes by default)."""
 
 import pytest
+from django_q.brokers import get_broker
 from django_q.models import Schedule
+from django_q.signing import SignedPackage
 
 from library import tasks
 from library.models import LibraryFile, LibraryRoot, Scan
-from library.scanning import start_scan
+from library.scanning import ScanRefused, cancel_scans, claim_scan
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +26,7 @@ def test_the_task_scans_every_enabled_root_and_skips_a_busy_one(add, library, tm
     off = tmp_path / "off"
     off.mkdir()
     LibraryRoot.objects.create(path=str(off), enabled=False)
-    start_scan(busy_root)
+    claim_scan(busy_root)
     outcome = tasks.scan_library()
     assert set(outcome) == {str(library), str(busy)}
     assert outcome[str(library)].endswith("done")
@@ -33,10 +35,43 @@ def test_the_task_scans_every_enabled_root_and_skips_a_busy_one(add, library, tm
     assert Scan.objects.filter(trigger="schedule", status="done").count() == 1
 
 
-def test_the_admin_task_scans_one_root(add, library):
+def test_a_started_scan_is_claimed_at_once_and_run_by_a_worker(add, library):
     add("a.flac")
     tasks.scan_library()
     root = LibraryRoot.objects.get()
-    assert tasks.scan_one(root.pk, full=True).endswith("done")
-    assert Scan.objects.first().full and Scan.objects.first().trigger == "admin"
-    assert tasks.scan_one(10**9) == "no such root"
+    started = tasks.start_scan(root, full=True, trigger="admin")
+    assert started.status == "running" and started.full and started.trigger == "admin"
+    [task] = queued_tasks()
+    assert task["func"] == "library.tasks.run_started_scan" and task["args"] == (started.pk,)
+    with pytest.raises(ScanRefused, match="already running"):
+        tasks.start_scan(root)
+    assert tasks.run_started_scan(started.pk) == f"scan #{started.pk} done"
+    started.refresh_from_db()
+    assert (started.status, started.read) == ("done", 1)
+    # A message that comes twice does nothing the second time.
+    assert "no longer running" in tasks.run_started_scan(started.pk)
+
+
+def test_a_scan_cancelled_before_a_worker_took_it_never_runs(add, root_row):
+    add("a.flac")
+    started = tasks.start_scan(root_row)
+    assert cancel_scans(root_row) == 1
+    assert "no longer running" in tasks.run_started_scan(started.pk)
+    started.refresh_from_db()
+    assert (started.status, started.seen) == ("cancelled", 0)
+    assert not LibraryFile.objects.exists()
+
+
+def test_a_disabled_root_is_not_started(library, tmp_path):
+    root = LibraryRoot.objects.create(path=str(tmp_path), enabled=False)
+    with pytest.raises(ScanRefused, match="disabled"):
+        tasks.start_scan(root)
+    assert not Scan.objects.exists() and queued_tasks() == []
+
+
+def queued_tasks() -> list[dict]:
+    """The django-q2 tasks waiting in the broker, taken off it."""
+    broker = get_broker()
+    if not broker.queue_size():
+        return []
+    return [SignedPackage.loads(payload) for _, payload in broker.dequeue()]

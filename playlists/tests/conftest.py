@@ -24,10 +24,9 @@ from mutagen.mp4 import MP4
 from library.models import LibraryFile, LibraryRoot
 from library.scanning import scan_root
 from tagging.catalog import discover
-from tagging.pipeline import describe, label_keys
+from tagging.keys import label_keys, namespace, score_key
+from tagging.pipeline import describe
 from tagging.writers import write_tags
-
-NS = "nom"
 
 
 @pytest.fixture(scope="session")
@@ -40,13 +39,13 @@ def catalog():
 
 
 def nomarr_tags(catalog, scores: dict[str, float]) -> tuple[dict[str, list[str]], list[str]]:
-    """What the pipeline writes when the models hear `scores` ({key suffix: p}).
+    """What the pipeline writes when the models hear `scores` ({score key: p}).
 
     Two-class heads get q = 1 - p for the other label; unnamed labels get 0.5 on
     two-class heads and 0.02 on the backbones' 50 tags."""
     head_scores = []
     for head in catalog.heads:
-        keys = [key.removeprefix(f"{NS}_") for key in label_keys(NS, head.stem, head.labels)]
+        keys = label_keys(head.stem, head.labels)
         mean = np.full(len(keys), 0.5 if head.is_two_class else 0.02, dtype=np.float32)
         for index, key in enumerate(keys):
             if key in scores:
@@ -54,7 +53,7 @@ def nomarr_tags(catalog, scores: dict[str, float]) -> tuple[dict[str, list[str]]
                 if head.is_two_class:
                     mean[1 - index] = 1 - scores[key]
         head_scores.append((head, mean))
-    analysis = describe(head_scores, NS, catalog.fingerprint)
+    analysis = describe(head_scores, namespace(), catalog.fingerprint)
     return analysis.tags, analysis.moods
 
 
@@ -110,7 +109,7 @@ class Library:
         set_standard_tags(target, title, artist, mbid)
         if scores is not None:
             tags, moods = nomarr_tags(self.catalog, scores)
-            write_tags(target, tags, NS, moods)
+            write_tags(target, tags, namespace(), moods)
         return target
 
     def scan(self) -> None:
@@ -122,23 +121,23 @@ class Library:
 
 
 @pytest.fixture
-def library(settings, tmp_path, make_audio, catalog, db) -> Library:
-    """An empty library root (tmp_path/music) with NOMARR_PLAYLIST_DIR inside it."""
-    root = (tmp_path / "music").resolve()
-    root.mkdir()
-    settings.NOMARR_LIBRARY_ROOTS = []
+def library(settings, make_library, make_audio, catalog, db) -> Library:
+    """An empty library root (tmp_path/music, auto-tag off) with NOMARR_PLAYLIST_DIR inside it."""
+    root = make_library(auto_tag=False)
     settings.NOMARR_PLAYLIST_DIR = str(root / "Playlists")
-    row = LibraryRoot.objects.create(path=str(root), auto_tag=False)
+    row = LibraryRoot.objects.get(path=str(root))
     return Library(root=root, row=row, make_audio=make_audio, catalog=catalog)
 
 
-HAPPY = "mood_happy_msd_musicnn_1__happy"
-SAD = "mood_sad_msd_musicnn_1__sad"
-RELAXED = "mood_relaxed_msd_musicnn_1__relaxed"
-AGGRESSIVE = "mood_aggressive_msd_musicnn_1__aggressive"
-PARTY = "mood_party_msd_musicnn_1__party"
-DANCEABLE = "danceability_msd_musicnn_1__danceable"
-INSTRUMENTAL = "voice_instrumental_msd_musicnn_1__instrumental"
+HAPPY = score_key("mood_happy-msd-musicnn-1", "happy")
+SAD = score_key("mood_sad-msd-musicnn-1", "sad")
+RELAXED = score_key("mood_relaxed-msd-musicnn-1", "relaxed")
+AGGRESSIVE = score_key("mood_aggressive-msd-musicnn-1", "aggressive")
+PARTY = score_key("mood_party-msd-musicnn-1", "party")
+DANCEABLE = score_key("danceability-msd-musicnn-1", "danceable")
+INSTRUMENTAL = score_key("voice_instrumental-msd-musicnn-1", "instrumental")
+SLOW = score_key("mtt-musicnn-1", "slow")
+CHILL = score_key("msd-musicnn-1", "chill")
 
 #: title -> (format, scores, MusicBrainz recording id)
 MIXED = {
@@ -151,13 +150,13 @@ MIXED = {
     "Rainy Night": (
         "flac",
         {SAD: 0.88, RELAXED: 0.75, HAPPY: 0.1, DANCEABLE: 0.2, AGGRESSIVE: 0.05,
-         INSTRUMENTAL: 0.85, "mtt_musicnn_1__slow": 0.5},
+         INSTRUMENTAL: 0.85, SLOW: 0.5},
         "",
     ),
     "Calm Focus": (
         "ogg",
         {RELAXED: 0.82, INSTRUMENTAL: 0.9, AGGRESSIVE: 0.1, HAPPY: 0.55, DANCEABLE: 0.3,
-         "msd_musicnn_1__chill": 0.4},
+         CHILL: 0.4},
         "33333333-3333-3333-3333-333333333333",
     ),
     "Rage": (

@@ -13,6 +13,8 @@ from playlists.fields import FieldCatalog
 from playlists.models import WrittenPlaylist
 from playlists.rules import selected_files
 
+from .conftest import HAPPY
+
 
 def happy_rules(catalog, **params):
     return service.preset_rules("happy-energetic", params, catalog)
@@ -27,8 +29,8 @@ def test_it_writes_a_smart_playlist_navidrome_can_read(mixed):
     assert document["name"] == "Happy and energetic"
     assert files.MARKER in document["comment"]
     assert [key for key in ("all", "any") if key in document] == ["all"]
-    assert document["all"][0] == {"gt": {"nom_mood_happy_msd_musicnn_1__happy": 0.75}}
-    assert document["sort"] == "-nom_mood_happy_msd_musicnn_1__happy"
+    assert document["all"][0] == {"gt": {HAPPY: 0.75}}
+    assert document["sort"] == f"-{HAPPY}"
     assert document["limit"] == 100
     row = WrittenPlaylist.objects.get(path=str(written.path))
     assert row.kind == "nsp" and row.name == "Happy and energetic"

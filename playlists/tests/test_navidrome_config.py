@@ -21,8 +21,9 @@ from mutagen.mp4 import MP4
 
 from playlists import navidrome
 from playlists.fields import library_keys
+from tagging.keys import mood_set_key, prefix, tier_key_for, version_key
 
-from .conftest import AGGRESSIVE, HAPPY, nomarr_tags
+from .conftest import AGGRESSIVE, CHILL, HAPPY, SLOW, nomarr_tags
 
 FORMATS = ("mp3", "wav", "aiff", "flac", "ogg", "opus", "m4a")
 VALID_TYPES = {"string", "int", "float", "date", "uuid", "pair"}
@@ -68,7 +69,8 @@ def test_each_key_nomarr_wrote_reaches_exactly_one_field_in_every_format(every_f
     written = set(nomarr_tags(catalog, {HAPPY: 0.9, AGGRESSIVE: 0.1})[0])
     assert len(written) > 100
     for fmt, path in every_format.items():
-        seen = {raw: name for raw, name in navidrome_names(path).items() if name.startswith("nom_")}
+        names = navidrome_names(path).items()
+        seen = {raw: name for raw, name in names if name.startswith(prefix())}
         assert set(seen.values()) == written, f"{fmt}: the file holds every key Nomarr wrote"
         for raw, name in seen.items():
             fields = [field for field, aliases in field_aliases.items() if name in aliases]
@@ -83,15 +85,15 @@ def test_scores_are_floats_mood_sets_split_and_the_rest_strings(every_format):
         assert name == name.lower()
         assert spec.get("Type", "string") in VALID_TYPES
         assert set(spec) <= {"Aliases", "Type", "Split"}
-    assert tags["nom_mood_happy_msd_musicnn_1__happy"]["Type"] == "float"
-    assert tags["nom_msd_musicnn_1__chill"]["Type"] == "float"
-    assert tags["nom_mtt_musicnn_1__slow"]["Type"] == "float"
-    tier = tags["nom_mood_happy_msd_musicnn_1__happy__tier"]
+    assert tags[HAPPY]["Type"] == "float"
+    assert tags[CHILL]["Type"] == "float"
+    assert tags[SLOW]["Type"] == "float"
+    tier = tags[tier_key_for(HAPPY)]
     assert "Type" not in tier and "Split" not in tier
-    for mood_set in ("nom_mood_strict", "nom_mood_regular", "nom_mood_loose"):
+    for mood_set in (mood_set_key("strict"), mood_set_key("regular"), mood_set_key("loose")):
         assert tags[mood_set]["Split"] == ["; "]
         assert "Type" not in tags[mood_set]
-    assert "Type" not in tags["nom_version"]
+    assert "Type" not in tags[version_key()]
 
 
 def test_it_covers_every_nomarr_key_in_the_library_and_leaves_mood_to_navidrome(every_format):

@@ -10,6 +10,9 @@ from playlists import presets, service
 from playlists.fields import FieldCatalog
 from playlists.presets import PresetError
 from playlists.rules import RuleError, fields_used, selected_files, validate
+from tagging.keys import mood_set_key
+
+from .conftest import CHILL, DANCEABLE, HAPPY, INSTRUMENTAL, SLOW
 
 
 def test_there_are_at_least_a_dozen_templates_with_distinct_slugs():
@@ -36,12 +39,12 @@ def test_every_template_is_valid_navidrome_rules_on_a_tagged_library(mixed):
 def test_the_templates_read_the_current_model_sets_keys():
     used = {key for preset in presets.PRESETS for key in preset.keys()}
     for key in (
-        "nom_mood_happy_msd_musicnn_1__happy",
-        "nom_danceability_msd_musicnn_1__danceable",
-        "nom_mood_regular",
-        "nom_msd_musicnn_1__chill",
-        "nom_mtt_musicnn_1__slow",
-        "nom_voice_instrumental_msd_musicnn_1__instrumental",
+        HAPPY,
+        DANCEABLE,
+        mood_set_key("regular"),
+        CHILL,
+        SLOW,
+        INSTRUMENTAL,
     ):
         assert key in used
 
@@ -50,12 +53,12 @@ def test_a_template_takes_its_parameters():
     preset = presets.get("happy-energetic")
     rules = preset.rules({"happy": "0.8", "energy": 0.5, "limit": "10"})
     assert rules["all"] == [
-        {"gt": {"nom_mood_happy_msd_musicnn_1__happy": 0.8}},
-        {"gt": {"nom_danceability_msd_musicnn_1__danceable": 0.5}},
+        {"gt": {HAPPY: 0.8}},
+        {"gt": {DANCEABLE: 0.5}},
     ]
     assert rules["limit"] == 10
     mood = presets.get("mood").rules({"mood": "sad", "set": "strict"})
-    assert mood["all"] == [{"is": {"nom_mood_strict": "sad"}}]
+    assert mood["all"] == [{"is": {mood_set_key("strict"): "sad"}}]
 
 
 @pytest.mark.parametrize(
@@ -83,10 +86,10 @@ def test_a_template_whose_keys_are_absent_from_the_library_says_so(library):
     catalog = FieldCatalog.current()
     status = {s.preset.slug: s for s in service.preset_statuses(catalog)}
     assert not status["chill-evening"].available
-    assert "nom_msd_musicnn_1__chill" in status["chill-evening"].missing
+    assert CHILL in status["chill-evening"].missing
     with pytest.raises(RuleError) as caught:
         service.preset_rules("happy-energetic", {}, catalog)
-    assert "nom_mood_happy_msd_musicnn_1__happy" in caught.value.errors[0]
+    assert HAPPY in caught.value.errors[0]
     assert "no file in the library has" in caught.value.errors[0]
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from playlists.fields import FieldCatalog
 from playlists.rules import preview, selected_files, validate
+from tagging.keys import mood_set_key, tier_key_for
 
 from .conftest import AGGRESSIVE, DANCEABLE, HAPPY, RELAXED, SAD
-
-NS = "nom_"
 
 
 def titles(rules, library_catalog=None, **kwargs):
@@ -27,16 +26,16 @@ def matched(rules) -> set[str]:
 
 
 def test_scores_compare_as_numbers(mixed):
-    assert matched({"all": [{"gt": {NS + HAPPY: 0.7}}]}) == {"Sunny Day"}
-    assert matched({"all": [{"lt": {NS + AGGRESSIVE: 0.08}}]}) == {"Rainy Night"}
-    assert matched({"all": [{"is": {NS + SAD: 0.88}}]}) == {"Rainy Night"}
+    assert matched({"all": [{"gt": {HAPPY: 0.7}}]}) == {"Sunny Day"}
+    assert matched({"all": [{"lt": {AGGRESSIVE: 0.08}}]}) == {"Rainy Night"}
+    assert matched({"all": [{"is": {SAD: 0.88}}]}) == {"Rainy Night"}
     # gt and lt inside all: a range, the way Navidrome v0.63 accepts it.
-    in_range = {"all": [{"gt": {NS + HAPPY: 0.2}}, {"lt": {NS + HAPPY: 0.6}}]}
+    in_range = {"all": [{"gt": {HAPPY: 0.2}}, {"lt": {HAPPY: 0.6}}]}
     assert matched(in_range) == {"Calm Focus", "Middle", "Rage"}
 
 
 def test_a_tag_condition_matches_if_any_value_matches(mixed):
-    mood = NS + "mood_regular"
+    mood = mood_set_key("regular")
     assert mixed.file("Rainy Night").tag_dict()[mood] == ["instrumental", "relaxed", "sad"]
     assert matched({"all": [{"is": {mood: "relaxed"}}]}) == {"Rainy Night", "Calm Focus"}
     assert matched({"all": [{"contains": {mood: "RELAX"}}]}) == {"Rainy Night", "Calm Focus"}
@@ -45,7 +44,7 @@ def test_a_tag_condition_matches_if_any_value_matches(mixed):
 
 
 def test_a_negation_means_no_value_matches(mixed):
-    mood = NS + "mood_regular"
+    mood = mood_set_key("regular")
     # Rainy Night has other words than "sad", but one of its values is "sad": out.
     # Middle has no mood words (no values at all): in.
     assert matched({"all": [{"isNot": {mood: "sad"}}]}) == {
@@ -60,15 +59,15 @@ def test_a_negation_means_no_value_matches(mixed):
 def test_nested_any_and_all_groups(mixed):
     rules = {
         "any": [
-            {"all": [{"gt": {NS + DANCEABLE: 0.6}}, {"gt": {NS + AGGRESSIVE: 0.5}}]},
-            {"all": [{"gt": {NS + RELAXED: 0.8}}, {"is": {"title": "Calm Focus"}}]},
+            {"all": [{"gt": {DANCEABLE: 0.6}}, {"gt": {AGGRESSIVE: 0.5}}]},
+            {"all": [{"gt": {RELAXED: 0.8}}, {"is": {"title": "Calm Focus"}}]},
         ]
     }
     assert matched(rules) == {"Rage", "Calm Focus"}
 
 
 def test_tiers_and_builtin_fields(mixed):
-    tier = NS + HAPPY + "__tier"
+    tier = tier_key_for(HAPPY)
     assert matched({"all": [{"is": {tier: "high"}}]}) == {"Sunny Day"}
     assert matched({"all": [{"contains": {"title": "night"}}]}) == {"Rainy Night"}
     assert matched({"all": [{"is": {"artist": "Tester"}}, {"gt": {"duration": 20}}]}) == set(
@@ -78,7 +77,7 @@ def test_tiers_and_builtin_fields(mixed):
 
 
 def test_sort_order_and_limit(mixed):
-    by_happy = {"all": [{"gt": {"duration": 0}}], "sort": f"-{NS}{HAPPY}"}
+    by_happy = {"all": [{"gt": {"duration": 0}}], "sort": f"-{HAPPY}"}
     assert titles(by_happy) == ["Sunny Day", "Calm Focus", "Middle", "Rage", "Rainy Night"]
     assert titles({**by_happy, "order": "desc"}) == [
         "Rainy Night",
@@ -94,9 +93,7 @@ def test_sort_order_and_limit(mixed):
 
 def test_preview_counts_all_matches_and_samples_the_kept_ones(mixed, django_assert_max_num_queries):
     catalog = FieldCatalog.current()
-    rules = validate(
-        {"all": [{"lt": {NS + SAD: 0.6}}], "sort": f"-{NS}{HAPPY}", "limit": 3}, catalog
-    )
+    rules = validate({"all": [{"lt": {SAD: 0.6}}], "sort": f"-{HAPPY}", "limit": 3}, catalog)
     with django_assert_max_num_queries(2):  # a count and one page: no per-file queries
         shown = preview(rules, catalog, sample=2)
     assert (shown.matched, shown.selected, shown.limit) == (4, 3, 3)

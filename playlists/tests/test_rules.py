@@ -7,11 +7,13 @@ import pytest
 
 from playlists.fields import FieldCatalog, Kind
 from playlists.rules import RuleError, fields_used, validate
+from tagging.keys import mood_set_key, score_key, tier_key, version_key
 
-HAPPY = "nom_mood_happy_msd_musicnn_1__happy"
-DANCE = "nom_danceability_msd_musicnn_1__danceable"
-TIER = "nom_danceability_msd_musicnn_1__danceable__tier"
-CATALOG = FieldCatalog.from_keys([HAPPY, DANCE, TIER, "nom_mood_regular", "nom_version"])
+HAPPY = score_key("mood_happy-msd-musicnn-1", "happy")
+DANCE = score_key("danceability-msd-musicnn-1", "danceable")
+TIER = tier_key("danceability-msd-musicnn-1", "danceable")
+REGULAR = mood_set_key("regular")
+CATALOG = FieldCatalog.from_keys([HAPPY, DANCE, TIER, REGULAR, version_key()])
 
 
 def errors(data) -> str:
@@ -23,8 +25,8 @@ def errors(data) -> str:
 def test_the_library_keys_get_their_kinds_from_the_key_scheme():
     assert CATALOG.get(HAPPY).kind is Kind.SCORE
     assert CATALOG.get(TIER).kind is Kind.TAG
-    assert CATALOG.get("nom_mood_regular").multi
-    assert CATALOG.get("nom_version").kind is Kind.TAG
+    assert CATALOG.get(REGULAR).multi
+    assert CATALOG.get(version_key()).kind is Kind.TAG
     assert CATALOG.get("mood").kind is Kind.TAG
     assert CATALOG.get("year").kind is Kind.NUMBER
 
@@ -34,7 +36,7 @@ def test_nested_groups_are_accepted_and_spelled_as_navidrome_writes_them():
         {
             "ALL": [
                 {"GT": {HAPPY.upper(): 0.7}},
-                {"any": [{"isnot": {"nom_mood_regular": "sad"}}, {"lt": {DANCE: 0.4}}]},
+                {"any": [{"isnot": {REGULAR: "sad"}}, {"lt": {DANCE: 0.4}}]},
             ],
             "sort": "-" + HAPPY + ", random",
             "order": "DESC",
@@ -45,13 +47,13 @@ def test_nested_groups_are_accepted_and_spelled_as_navidrome_writes_them():
     assert rules == {
         "all": [
             {"gt": {HAPPY: 0.7}},
-            {"any": [{"isNot": {"nom_mood_regular": "sad"}}, {"lt": {DANCE: 0.4}}]},
+            {"any": [{"isNot": {REGULAR: "sad"}}, {"lt": {DANCE: 0.4}}]},
         ],
         "sort": f"-{HAPPY},random",
         "order": "desc",
         "limit": 25,
     }
-    assert fields_used(rules) == [HAPPY, "nom_mood_regular", DANCE]
+    assert fields_used(rules) == [HAPPY, REGULAR, DANCE]
 
 
 @pytest.mark.parametrize(
@@ -74,8 +76,9 @@ def test_it_refuses_in_the_range_and_says_to_use_gt_and_lt():
 
 
 def test_it_refuses_an_unknown_field_and_suggests_the_close_one():
-    message = errors({"any": [{"gt": {"nom_mood_hapy_msd_musicnn_1__happy": 0.5}}]})
-    assert "unknown field 'nom_mood_hapy_msd_musicnn_1__happy'" in message
+    typo = score_key("mood_hapy-msd-musicnn-1", "happy")
+    message = errors({"any": [{"gt": {typo: 0.5}}]})
+    assert f"unknown field '{typo}'" in message
     assert f"did you mean {HAPPY}" in message
 
 

@@ -13,7 +13,9 @@ from django.test import Client
 from django.urls import reverse
 
 from playlists import navidrome
+from tagging.keys import mood_set_key
 
+from .conftest import HAPPY, RELAXED
 from .fake_navidrome import FakeNavidrome
 from .test_subsonic import PASSWORD, USER, songs_for_mixed
 
@@ -69,7 +71,7 @@ def test_the_page_lists_the_templates_and_flags_the_missing_ones(library, browse
     page = browser.get(reverse(INDEX)).content.decode()
     assert page.count('class="preset"') >= 12
     assert "Chill evening" in page
-    assert "Not in the library yet: nom_mood_relaxed_msd_musicnn_1__relaxed" in page
+    assert f"Not in the library yet: {RELAXED}" in page
 
 
 def test_a_template_fills_the_builder_and_previews(mixed, browser):
@@ -81,9 +83,7 @@ def test_a_template_fills_the_builder_and_previews(mixed, browser):
     assert (preview.matched, preview.selected) == (1, 1)
     assert [t.title for t in preview.tracks] == ["Sunny Day"]
     form = response.context["form"]
-    assert json.loads(form.initial["rules_json"])["all"][0] == {
-        "gt": {"nom_mood_happy_msd_musicnn_1__happy": 0.8}
-    }
+    assert json.loads(form.initial["rules_json"])["all"][0] == {"gt": {HAPPY: 0.8}}
     assert form.initial["limit"] == 7
     assert "Sunny Day" in response.content.decode()
 
@@ -99,25 +99,25 @@ def test_the_builder_rows_preview(mixed, browser):
         browser,
         {
             "action": "preview",
-            "rows-0-field": "nom_mood_relaxed_msd_musicnn_1__relaxed",
+            "rows-0-field": RELAXED,
             "rows-0-op": "gt",
             "rows-0-value": "0.7",
-            "rows-1-field": "nom_mood_regular",
+            "rows-1-field": mood_set_key("regular"),
             "rows-1-op": "isNot",
             "rows-1-value": "sad",
         },
     )
     outcome = response.context["outcome"]
     assert outcome.rules["all"] == [
-        {"gt": {"nom_mood_relaxed_msd_musicnn_1__relaxed": 0.7}},
-        {"isNot": {"nom_mood_regular": "sad"}},
+        {"gt": {RELAXED: 0.7}},
+        {"isNot": {mood_set_key("regular"): "sad"}},
     ]
     assert [t.title for t in outcome.preview.tracks] == ["Calm Focus"]
     assert "1</strong> tracks match" in response.content.decode()
 
 
 def test_invalid_rules_are_explained_and_nothing_is_written(mixed, browser):
-    rules = {"all": [{"inTheRange": {"nom_mood_happy_msd_musicnn_1__happy": [0.2, 0.8]}}]}
+    rules = {"all": [{"inTheRange": {HAPPY: [0.2, 0.8]}}]}
     response = post(browser, {"action": "write", "name": "Ranged", "rules_json": json.dumps(rules)})
     assert response.status_code == 200
     assert response.context["outcome"] is None
@@ -126,7 +126,7 @@ def test_invalid_rules_are_explained_and_nothing_is_written(mixed, browser):
 
 
 def test_the_write_button_writes_the_nsp_file(mixed, browser):
-    rules = {"any": [{"all": [{"gt": {"nom_mood_happy_msd_musicnn_1__happy": 0.6}}]}]}
+    rules = {"any": [{"all": [{"gt": {HAPPY: 0.6}}]}]}
     response = post(
         browser,
         {"action": "write", "name": "Good mood", "rules_json": json.dumps(rules), "limit": "3"},
@@ -144,7 +144,7 @@ def test_the_page_refuses_to_overwrite_a_users_playlist(mixed, browser):
     target = mixed.root / "Playlists" / "Good mood.nsp"
     target.parent.mkdir()
     target.write_text('{"all": [{"is": {"loved": true}}]}')
-    rules = {"all": [{"gt": {"nom_mood_happy_msd_musicnn_1__happy": 0.6}}]}
+    rules = {"all": [{"gt": {HAPPY: 0.6}}]}
     response = post(
         browser, {"action": "write", "name": "Good mood", "rules_json": json.dumps(rules)}
     )
@@ -157,7 +157,7 @@ def test_a_playlist_folder_outside_the_library_is_refused_on_the_page(
 ):
     outside = tmp_path_factory.mktemp("elsewhere")
     settings.NOMARR_PLAYLIST_DIR = str(outside)
-    rules = {"all": [{"gt": {"nom_mood_happy_msd_musicnn_1__happy": 0.6}}]}
+    rules = {"all": [{"gt": {HAPPY: 0.6}}]}
     response = post(
         browser, {"action": "write", "name": "Good mood", "rules_json": json.dumps(rules)}
     )
@@ -166,7 +166,7 @@ def test_a_playlist_folder_outside_the_library_is_refused_on_the_page(
 
 
 def test_the_export_button_writes_an_m3u8(mixed, browser):
-    rules = {"all": [{"gt": {"nom_mood_relaxed_msd_musicnn_1__relaxed": 0.7}}]}
+    rules = {"all": [{"gt": {RELAXED: 0.7}}]}
     post(browser, {"action": "m3u", "name": "Calm", "rules_json": json.dumps(rules)})
     text = (mixed.root / "Playlists" / "Calm.m3u8").read_text()
     assert "../Artist/Album/Calm Focus.ogg" in text and "../Artist/Album/Rainy Night.flac" in text
@@ -177,7 +177,7 @@ def test_the_push_button_pushes_to_navidrome(mixed, browser, settings):
         settings.NOMARR_NAVIDROME_URL = server.url
         settings.NOMARR_NAVIDROME_USER = USER
         settings.NOMARR_NAVIDROME_PASSWORD = PASSWORD
-        rules = {"all": [{"gt": {"nom_mood_relaxed_msd_musicnn_1__relaxed": 0.7}}]}
+        rules = {"all": [{"gt": {RELAXED: 0.7}}]}
         response = post(
             browser, {"action": "push", "name": "Calm", "rules_json": json.dumps(rules)}
         )
@@ -194,9 +194,9 @@ def test_the_push_button_pushes_to_navidrome(mixed, browser, settings):
 def test_the_navidrome_page_shows_and_downloads_the_config(mixed, browser):
     page = browser.get(reverse(CONFIG))
     assert page.status_code == 200
-    assert "[Tags.nom_mood_happy_msd_musicnn_1__happy]" in page.content.decode()
+    assert f"[Tags.{HAPPY}]" in page.content.decode()
     download = browser.get(reverse(CONFIG), {"download": "1"})
     assert download["Content-Disposition"] == 'attachment; filename="nomarr-navidrome.toml"'
     text = download.content.decode()
     assert text == navidrome.config_toml()
-    assert "nom_mood_regular" in tomllib.loads(text)["Tags"]
+    assert mood_set_key("regular") in tomllib.loads(text)["Tags"]

@@ -1,4 +1,4 @@
-"""Fixtures for tests that run real workers and servers."""
+"""Fixtures for tests that run real workers and servers (in the root conftest's `library`)."""
 
 import signal
 import subprocess
@@ -8,14 +8,6 @@ import pytest
 from django.conf import settings
 
 from tagging.tests.support import ManageProcess
-
-
-@pytest.fixture
-def library(tmp_path, settings):
-    root = tmp_path / "library"
-    root.mkdir()
-    settings.NOMARR_LIBRARY_ROOTS = [root.resolve()]
-    return root.resolve()
 
 
 @pytest.fixture

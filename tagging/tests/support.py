@@ -1,16 +1,18 @@
 """Helpers for tests that run real Nomarr processes against the test database."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 from django.db import connection
 
-from tagging import jobs
+from tagging.models import WorkerState
 
 
 def database_url() -> str:
@@ -58,7 +60,7 @@ class ManageProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        ready = ready or (lambda: jobs.workers_alive() > 0)
+        ready = ready or (lambda: WorkerState.objects.workers_alive() > 0)
         wait_until(lambda: ready() or self.proc.poll() is not None, 60, " ".join(self.argv))
         assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
         return self
@@ -72,6 +74,17 @@ class ManageProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+
+
+def without_dac_override() -> tuple[str, ...]:
+    """A command prefix under which root obeys file modes (no CAP_DAC_OVERRIDE /
+    CAP_DAC_READ_SEARCH), so chmod 000 really locks it out; () when not root."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("tests run as root and setpriv (util-linux) is missing to drop its override")
+    return (setpriv, "--bounding-set", "-dac_override,-dac_read_search")
 
 
 def websocket_headers(user=None) -> list[tuple[bytes, bytes]]:

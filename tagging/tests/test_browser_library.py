@@ -7,11 +7,11 @@ its score bars, read its tags, open analytics (charts drawn) and the settings pa
 import shutil
 
 import pytest
-from django.conf import settings
 
 from library.models import LibraryFile, LibraryRoot, Scan
-from library.scanning import run_scan, start_scan
+from library.scanning import claim_scan, run_scan
 from library.tests.test_pages import tag_file
+from tagging.keys import version_key
 from tagging.tests.test_browser import SHOTS, browser_page, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,13 +62,13 @@ def test_a_person_scans_browses_and_reads_analytics_in_the_browser(
     page.wait_for_selector("#scan-history td.status-done", timeout=30_000)
     scan = Scan.objects.get()
     assert (scan.status, scan.seen, scan.new, scan.queued) == ("done", 4, 4, 0)
-    assert scan.trigger == "web"  # library.tasks.scan_one ran it, in the worker
+    assert scan.trigger == "web"  # library.tasks.run_started_scan ran it, in the worker
     row = page.inner_text(f"#scan-row-{scan.pk}")
     assert "done" in row and "4" in row
     page.screenshot(path=SHOTS / "library-scans.png", full_page=True)
 
     # A scan that is running shows its counters live, and can be cancelled.
-    running = start_scan(LibraryRoot.objects.get())
+    running = claim_scan(LibraryRoot.objects.get())
     Scan.objects.filter(pk=running.pk).update(seen=3, read=2, new=1)
     page.wait_for_selector(f"#scan-{running.pk} .scan-seen:text('3')")
     page.screenshot(path=SHOTS / "library-scan-running.png", full_page=True)
@@ -97,7 +97,7 @@ def test_a_person_scans_browses_and_reads_analytics_in_the_browser(
     assert width == pytest.approx(0.92 * track, rel=0.02)
     page.click("#show-tags")
     page.wait_for_selector("#raw-tags table")
-    assert settings.NOMARR_NAMESPACE + "_version" in page.inner_text("#raw-tags")
+    assert version_key() in page.inner_text("#raw-tags")
     page.screenshot(path=SHOTS / "library-file.png", full_page=True)
 
     page.goto(server + "/library/")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from nomarr_site.atomic import write_atomically
 from tagging import convert, runtime
 
 REFERENCE = (
@@ -97,5 +98,5 @@ def test_a_failed_write_leaves_no_model_and_no_temp_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError):
-        convert.write_atomically(target, b"x" * 1000)
+        write_atomically(target, b"x" * 1000)
     assert list(tmp_path.iterdir()) == []

@@ -18,7 +18,7 @@ import requests
 from rest_framework_api_key.models import APIKey
 
 from tagging import jobs
-from tagging.api import map_lidarr_path
+from tagging.lidarr import map_lidarr_path
 from tagging.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,16 +42,10 @@ TEST = {
 
 
 @pytest.fixture
-def library(settings, tmp_path: Path) -> Path:
-    root = tmp_path.resolve()
-    settings.NOMARR_LIBRARY_ROOTS = [root]
+def library(settings, make_library, private_cache) -> Path:
+    """tmp_path is the one library root, which Lidarr sees as /music."""
+    root = make_library("")
     settings.NOMARR_PATH_MAP = [("/music", str(root))]
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"lidarr-test-{uuid.uuid4()}",
-        }
-    }
     return root
 
 

@@ -8,42 +8,13 @@ import pytest
 from django.conf import settings
 
 from tagging.catalog import Head, get_catalog
-from tagging.pipeline import (
-    TooShort,
-    analyse,
-    cut_patches,
-    decode,
-    describe,
-    label_keys,
-    musicnn_mel,
-    tier,
-)
+from tagging.keys import label_keys, mood_set_key, score_key, tier_key, version_key
+from tagging.pipeline import TooShort, analyse, cut_patches, decode, describe, musicnn_mel
 
 SHARED = Path(settings.SHARED_DIR)
 JORAM = SHARED / "fixtures/audio/joram-moments_of_clarity-08-solipsism-59-88.mp3"
 GUITAR = SHARED / "fixtures/audio/TRWJAZW128F42760DD_test.mp3"
 REFERENCE = SHARED / "fixtures/reference/msd-musicnn-1_joram.npz"
-
-
-@pytest.mark.parametrize(
-    ("p", "q", "expected"),
-    [
-        (0.90, 0.10, "high"),
-        (0.80, 0.20, "high"),
-        (0.79, 0.21, "medium"),
-        (0.75, 0.25, "medium"),
-        (0.74, 0.26, "low"),
-        (0.60, 0.40, "low"),
-        (0.59, 0.41, "none"),
-        (0.10, 0.90, "none"),
-        # p high but too close to q: the ratio and margin rules bite.
-        (0.80, 0.70, "medium"),
-        (0.80, 0.76, "low"),
-        (0.80, 0.79, "none"),
-    ],
-)
-def test_the_tier_cascade_follows_the_original_thresholds(p, q, expected):
-    assert tier(p, q) == expected
 
 
 def _head(stem: str, labels: list[str], mood: bool = True) -> Head:
@@ -72,30 +43,30 @@ def test_mood_sets_nest_and_contradictions_cancel():
     )
     tags = analysis.tags
     # happy is high, sad only low: they meet (and cancel) in the loose set alone.
-    assert tags["nom_mood_strict"] == ["happy"]
-    assert tags["nom_mood_regular"] == ["happy", "relaxed"]
-    assert tags["nom_mood_loose"] == ["relaxed"]
+    assert tags[mood_set_key("strict")] == ["happy"]
+    assert tags[mood_set_key("regular")] == ["happy", "relaxed"]
+    assert tags[mood_set_key("loose")] == ["relaxed"]
     # A negation (not_danceable, high) never becomes a mood word; gender is no mood.
     assert all(
-        "danceable" not in tags[k] and "female" not in tags[k] for k in tags if "mood_" in k[:9]
+        "danceable" not in tags[k] and "female" not in tags[k]
+        for k in map(mood_set_key, ("strict", "regular", "loose"))
     )
     assert analysis.moods == ["happy", "relaxed"]
-    assert tags["nom_danceability_msd_musicnn_1__not_danceable__tier"] == ["high"]
-    assert tags["nom_mood_happy_msd_musicnn_1__happy"] == ["0.900"]
-    assert tags["nom_version"] == ["nomarr1-test"]
+    assert tags[tier_key("danceability-msd-musicnn-1", "not_danceable")] == ["high"]
+    assert tags[score_key("mood_happy-msd-musicnn-1", "happy")] == ["0.900"]
+    assert tags[version_key()] == ["nomarr1-test"]
 
 
 def test_keys_are_distinct_lowercase_and_name_their_model():
     catalog = get_catalog()
     keys = []
     for head in catalog.heads:
-        keys += label_keys("nom", head.stem, head.labels)
+        keys += label_keys(head.stem, head.labels, "nom")
     assert len(keys) == len(set(keys)) == 100 + 18
     assert all(k == k.lower() and k.replace("_", "").isalnum() for k in keys)
-    assert "nom_msd_musicnn_1__happy" in keys
-    assert "nom_mood_happy_msd_musicnn_1__happy" in keys
-    assert "nom_msd_musicnn_1__hip_hop" in keys
-    assert label_keys("nom", "m", ["Hip-Hop", "hip hop"]) == ["nom_m__hip_hop", "nom_m__hip_hop_1"]
+    assert score_key("msd-musicnn-1", "happy", "nom") in keys
+    assert score_key("mood_happy-msd-musicnn-1", "happy", "nom") in keys
+    assert score_key("msd-musicnn-1", "hip-hop", "nom") in keys
 
 
 def test_decoding_and_the_mel_frontend_match_essentias_reference():

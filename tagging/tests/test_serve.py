@@ -11,7 +11,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from tagging import jobs
+from tagging.models import WorkerState
 from tagging.tests.support import database_url, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,7 +64,7 @@ def test_serve_starts_web_and_workers_and_they_stop_with_it(tmp_path, sig):
                 return False
 
         wait_until(answers, 60, "the web server")
-        wait_until(lambda: jobs.workers_alive() > 0, 60, "the workers")
+        wait_until(lambda: WorkerState.objects.workers_alive() > 0, 60, "the workers")
         children = children_of(proc.pid)
         assert len(children) == 2
         # The first start creates an admin and says its password once.

@@ -11,8 +11,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tagging import writers
+from tagging import tagfiles
 from tagging.catalog import get_catalog
+from tagging.keys import mood_set_key, namespace, parse, score_key, version_key
 
 FORMATS = ["mp3", "flac", "ogg", "opus", "m4a", "wav", "aiff"]
 
@@ -37,16 +38,16 @@ def test_it_tags_a_folder_of_every_format_and_writes_the_scores(make_audio, audi
     fingerprint = get_catalog().fingerprint
     for result in results:
         path = Path(result["path"])
-        stored = writers.read_tags(path, "nom")
-        assert stored["nom_version"] == [fingerprint]
+        stored = tagfiles.read_tags(path, namespace())
+        assert stored[version_key()] == [fingerprint]
         assert stored == result["tags"]
-        assert len([k for k in stored if not k.endswith("__tier")]) == 118 + 3 + 1
-        score = stored["nom_voice_instrumental_msd_musicnn_1__instrumental"][0]
+        assert len([k for k in stored if parse(k).kind != "tier"]) == 118 + 3 + 1
+        score = stored[score_key("voice_instrumental-msd-musicnn-1", "instrumental")][0]
         assert len(score.split(".")[1]) == 3 and 0 <= float(score) <= 1
         assert {"model": "mtt-musicnn-1", "label": "techno"} in [
             {"model": s["model"], "label": s["label"]} for s in result["scores"]
         ]
-        assert writers.read_moods(path) == stored["nom_mood_regular"]
+        assert tagfiles.read_moods(path) == stored[mood_set_key("regular")]
         assert audio_stream_hash(path) == hashes[path]
 
 
@@ -67,7 +68,7 @@ def test_dry_run_shows_the_tags_and_writes_nothing(make_audio):
     call_command("tag", str(song), "--dry-run", stdout=out, stderr=StringIO())
     assert song.read_bytes() == before
     assert f"tagged: {song}" in out.getvalue()
-    assert "nom_mood_regular = " in out.getvalue()
+    assert f"{mood_set_key('regular')} = " in out.getvalue()
 
 
 def test_one_bad_file_is_reported_and_the_run_goes_on(make_audio, tmp_path):
@@ -118,8 +119,8 @@ def test_show_tags_prints_what_is_in_the_file(make_audio):
     out = StringIO()
     call_command("show_tags", str(song), stdout=out)
     text = out.getvalue()
-    assert "nom_version = nomarr1-" in text
-    assert "nom_mood_happy_msd_musicnn_1__happy = 0." in text
+    assert f"{version_key()} = nomarr1-" in text
+    assert f"{score_key('mood_happy-msd-musicnn-1', 'happy')} = 0." in text
 
 
 def test_show_tags_refuses_a_file_that_is_not_audio(tmp_path):

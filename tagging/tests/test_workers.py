@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tagging import jobs, writers
+from tagging import jobs, tagfiles
 from tagging.catalog import get_catalog
-from tagging.models import Job
+from tagging.keys import namespace, score_key, version_key
+from tagging.models import Job, WorkerState
 from tagging.tests.support import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.scaleout]
@@ -40,8 +41,8 @@ def test_a_real_worker_tags_a_queued_file(cluster, make_audio, library, audio_st
     job = wait_until(lambda: finished(job), 120, "the job to finish")
     assert job.status == "done", job.error
     assert job.result["status"] == "tagged" and job.attempts == 1
-    stored = writers.read_tags(song, "nom")
-    assert stored["nom_version"] == [get_catalog().fingerprint]
+    stored = tagfiles.read_tags(song, namespace())
+    assert stored[version_key()] == [get_catalog().fingerprint]
     assert stored == job.result["tags"]
     assert audio_stream_hash(song) == before
 
@@ -84,7 +85,7 @@ def test_a_worker_killed_mid_job_leaves_no_job_stuck_and_no_broken_file(
     job = wait_until(lambda: finished(job), 180, "the job to be recovered")
     assert job.status == "done", job.error
     assert job.attempts == 2 and job.worker != worker
-    assert writers.read_tags(long_track, "nom")["nom_version"] == [get_catalog().fingerprint]
+    assert tagfiles.read_tags(long_track, namespace())[version_key()] == [get_catalog().fingerprint]
     assert audio_stream_hash(long_track) == before
     assert not list(long_track.parent.glob(".nomarr-*"))
 
@@ -109,9 +110,9 @@ def test_progress_from_a_worker_process_reaches_a_websocket(cluster, long_track,
     from django.test import Client
 
     from nomarr_site.asgi import application
-    from tagging import live
+    from nomarr_site.consumers import crosses_processes
 
-    assert live.crosses_processes() == bool(settings.NOMARR_REDIS_URL)
+    assert crosses_processes() == bool(settings.NOMARR_REDIS_URL)
     client = Client()
     client.force_login(admin_user)
     headers = [
@@ -133,9 +134,8 @@ def test_progress_from_a_worker_process_reaches_a_websocket(cluster, long_track,
 
     seen = async_to_sync(watch)()
     assert any("of 13 models" in message for message in seen), seen[:3]
-    assert (
-        "nom_mood_happy_msd_musicnn_1__happy" in seen[-1] or "mood_happy-msd-musicnn-1" in seen[-1]
-    )
+    happy = score_key("mood_happy-msd-musicnn-1", "happy")
+    assert happy in seen[-1] or "mood_happy-msd-musicnn-1" in seen[-1]
 
 
 def test_lidarrs_download_webhook_gets_the_file_tagged_by_a_real_worker(
@@ -171,7 +171,7 @@ def test_lidarrs_download_webhook_gets_the_file_tagged_by_a_real_worker(
         library,
         tmp_path / "serve.log",
         env={"NOMARR_PATH_MAP": f"/music={library}"},
-    ).start(ready=lambda: answers() and jobs.workers_alive() > 0)
+    ).start(ready=lambda: answers() and WorkerState.objects.workers_alive() > 0)
     try:
         payload = {
             "eventType": "Download",
@@ -191,7 +191,7 @@ def test_lidarrs_download_webhook_gets_the_file_tagged_by_a_real_worker(
         job = Job.objects.get(path=str(song))
         job = wait_until(lambda: finished(job), 180, "the worker to tag the file")
         assert job.status == "done", job.error
-        assert writers.read_tags(song, "nom")["nom_version"] == [get_catalog().fingerprint]
+        assert tagfiles.read_tags(song, namespace())[version_key()] == [get_catalog().fingerprint]
         assert audio_stream_hash(song) == before
     finally:
         server.stop()

@@ -1,4 +1,5 @@
-"""Tests for tagging.writers: real files of every format, written by ffmpeg.
+"""Tests for tagging.writers (read back with tagging.tagfiles): real files of every
+format, written by ffmpeg.
 
 The fixtures (``make_audio``, ``audio_stream_hash``) live in the root
 conftest.py. No database is needed.
@@ -11,6 +12,7 @@ import errno
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +25,8 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 
 from tagging import writers
-from tagging.writers import InvalidTagsError, TagWriteError, read_moods, read_tags, write_tags
+from tagging.tagfiles import read_moods, read_tags
+from tagging.writers import InvalidTagsError, TagWriteError, write_tags
 
 FORMATS = ["mp3", "flac", "ogg", "opus", "m4a", "wav", "aiff"]
 ID3_FORMATS = ["mp3", "wav", "aiff"]
@@ -362,7 +365,7 @@ def test_directory_where_temp_cannot_be_created_is_reported(
     def no_permission(*args: object, **kwargs: object) -> None:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(writers.tempfile, "mkstemp", no_permission)
+    monkeypatch.setattr(tempfile, "mkstemp", no_permission)
     with pytest.raises(TagWriteError, match="directory is not writable"):
         write_tags(path, TAGS, NS, moods=None)
     assert path.read_bytes() == before

@@ -1,27 +1,17 @@
 """manage.py create_api_key NAME: a new API key, printed once, alone on the last line."""
 
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework_api_key.models import APIKey
 
-NAME_MAX = APIKey._meta.get_field("name").max_length
-
-
-def check_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise CommandError("the key needs a name (for example: lidarr)")
-    if len(name) > NAME_MAX:
-        raise CommandError(f"the name is longer than {NAME_MAX} characters")
-    return name
+from accounts import keys
 
 
-def new_key(command: BaseCommand, name: str) -> None:
-    api_key, key = APIKey.objects.create_key(name=name)
+def print_new_key(command: BaseCommand, new: keys.NewKey) -> None:
+    """The note on standard error, the key alone on the last line of standard output."""
     command.stderr.write(
-        f"API key {name!r} created (prefix {api_key.prefix}). It is shown only now; "
-        "store it where the client can read it."
+        f"API key {new.api_key.name!r} created (prefix {new.api_key.prefix}). It is shown "
+        "only now; store it where the client can read it."
     )
-    command.stdout.write(key)
+    command.stdout.write(new.key)
 
 
 class Command(BaseCommand):
@@ -31,7 +21,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("name", help="What the key is for, e.g. lidarr (50 characters max).")
+        parser.add_argument(
+            "name", help=f"What the key is for, e.g. lidarr ({keys.NAME_MAX} characters max)."
+        )
 
     def handle(self, *args, **options):
-        new_key(self, check_name(options["name"]))
+        try:
+            new = keys.create(options["name"])
+        except keys.KeyRefused as exc:
+            raise CommandError(str(exc)) from exc
+        print_new_key(self, new)

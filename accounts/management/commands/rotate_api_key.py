@@ -1,10 +1,9 @@
 """manage.py rotate_api_key NAME_OR_PREFIX: revoke the old key(s), print a new one."""
 
-from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.core.management.base import BaseCommand, CommandError
 
-from accounts.management.commands.create_api_key import new_key
-from accounts.management.commands.revoke_api_key import revoke, usable_keys
+from accounts import keys
+from accounts.management.commands.create_api_key import print_new_key
 
 
 class Command(BaseCommand):
@@ -18,9 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("name_or_prefix")
 
     def handle(self, *args, **options):
-        with transaction.atomic():
-            keys = usable_keys(options["name_or_prefix"])
-            name = keys.first().name
-            prefixes = revoke(keys)
-            self.stderr.write(f"revoked {len(prefixes)} key(s): {', '.join(sorted(prefixes))}")
-            new_key(self, name)
+        try:
+            new = keys.rotate(options["name_or_prefix"])
+        except keys.KeyRefused as exc:
+            raise CommandError(str(exc)) from exc
+        self.stderr.write(f"revoked {len(new.replaces)} key(s): {', '.join(new.replaces)}")
+        print_new_key(self, new)

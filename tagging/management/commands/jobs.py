@@ -2,7 +2,6 @@
 
 from django.core.management.base import BaseCommand
 
-from tagging import jobs
 from tagging.models import Job
 
 
@@ -22,4 +21,4 @@ class Command(BaseCommand):
             if job.error:
                 line += f"  ({job.error})"
             self.stdout.write(line)
-        self.stdout.write(" ".join(f"{s}={n}" for s, n in jobs.counts().items()))
+        self.stdout.write(" ".join(f"{s}={n}" for s, n in Job.objects.counts().items()))

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from library.roots import OutsideLibrary, resolve_in_library
 from tagging import jobs
+from tagging.boundary import OutsideLibrary, library_files, resolve_in_library
 
 
 class Command(BaseCommand):
@@ -17,13 +17,16 @@ class Command(BaseCommand):
         failed = 0
         for raw in options["paths"]:
             try:
-                path = resolve_in_library(raw)
-            except (OutsideLibrary, FileNotFoundError) as exc:
+                found = library_files([resolve_in_library(raw)])
+            except (OutsideLibrary, OSError) as exc:
                 failed += 1
                 reason = "no such file" if isinstance(exc, FileNotFoundError) else str(exc)
                 self.stderr.write(f"refused {raw}: {reason}")
                 continue
-            for job in jobs.queue_paths([path], force=options["force"]):
+            for refused in found.refused:  # files under the folder that lead outside
+                failed += 1
+                self.stderr.write(f"refused {refused.path}: {refused.detail}")
+            for job in jobs.queue_paths(found.files, force=options["force"]):
                 self.stdout.write(f"job {job.pk} {job.status} {job.path}")
         if failed:
             raise CommandError(f"{failed} path(s) refused")

@@ -1,4 +1,14 @@
-"""Run Nomarr: the web/API/websocket server and the tagging workers, together."""
+"""Run Nomarr: the web/API/websocket server and the tagging workers, together.
+
+Each start migrates the database; the first start of an installation also creates
+the first admin, whose password is printed once. The workers are `manage.py
+workers` (django-q2 under Nomarr's watchdog, tagging/watchdog.py): they send every
+pending job again whenever they start, and start afresh if they stall. Stopping
+(Ctrl+C, SIGTERM, `docker stop`) tells each child once; a worker still busy after
+NOMARR_STOP_GRACE seconds is killed with everything it started, and its job goes
+back to the queue (files are written atomically, so a killed analysis leaves the
+file as it was).
+"""
 
 import os
 import signal
@@ -7,7 +17,14 @@ import sys
 import time
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+from tagging import jobs
+
+ANY_ADDRESS = {"0.0.0.0", "::"}  # noqa: S104
+#: Seconds a stopping child gets beyond NOMARR_STOP_GRACE before it is killed.
+HAND_BACK = 1.5
 
 
 def _die_with_parent() -> None:
@@ -24,12 +41,23 @@ def _die_with_parent() -> None:
         pass
 
 
+def host_hint(host: str) -> str | None:
+    """What to tell someone who made serve listen beyond this machine."""
+    if host not in ANY_ADDRESS or "*" in settings.ALLOWED_HOSTS:
+        return None
+    return (
+        "listening on every address, but answering only the host names "
+        f"{', '.join(settings.ALLOWED_HOSTS)}: add the name others use "
+        "(e.g. NOMARR_ALLOWED_HOSTS=nomarr,192.168.1.10) or * for any"
+    )
+
+
 class Command(BaseCommand):
     help = "Start daphne (HTTP, API, websockets) and the django-q2 workers; Ctrl+C stops both."
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=int(os.environ.get("NOMARR_PORT", "8356")))
-        parser.add_argument("--host", default=os.environ.get("NOMARR_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=settings.NOMARR_PORT)
+        parser.add_argument("--host", default=settings.NOMARR_HOST)
         parser.add_argument(
             "--no-workers", action="store_true", help="serve only; run workers elsewhere"
         )
@@ -37,18 +65,20 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from accounts.bootstrap import ensure_admin
 
+        call_command("migrate", interactive=False, verbosity=0)
         password = ensure_admin()
         if password:
             # Shown once: only the hash is stored. Change it with `manage.py changepassword admin`.
             self.stdout.write(f"Created the first user: admin / {password}")
         commands = {
             "web": [
-                sys.executable, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]),
-                "nomarr_site.asgi:application",
+                # daphne, answering 414/431 to requests too large to read
+                sys.executable, "-m", "nomarr_site.webserver",
+                "-b", options["host"], "-p", str(options["port"]), "nomarr_site.asgi:application",
             ],
         }  # fmt: skip
         if not options["no_workers"]:
-            commands["workers"] = [sys.executable, "manage.py", "qcluster"]
+            commands["workers"] = [sys.executable, "manage.py", "workers"]
         stopping = False
 
         def stop(signum, frame):
@@ -66,6 +96,10 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Nomarr on http://{options['host']}:{options['port']}/ ({', '.join(children)})"
         )
+        hint = host_hint(options["host"])
+        if hint:
+            self.stdout.write(hint)
+        self.stdout.flush()
         code = 0
         while not stopping:
             for name, child in children.items():
@@ -77,15 +111,30 @@ class Command(BaseCommand):
         sys.exit(code)
 
     def _stop(self, children: dict[str, subprocess.Popen]) -> None:
-        """SIGTERM to each child (the workers finish or hand back their job), then wait;
-        whatever has not stopped after the grace period is killed."""
+        """SIGTERM to each child (a worker finishes its job or hands it back), then wait
+        NOMARR_STOP_GRACE seconds. What still runs then is killed with its whole process
+        group (django-q2's worker processes included), and the jobs the killed workers
+        held go back to the queue. Either way no process of the group outlives serve."""
         for child in children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for child in children.values():
+        # The workers keep the grace themselves (then kill what still runs and hand its
+        # jobs back): they get HAND_BACK seconds more for that.
+        deadline = time.monotonic() + settings.NOMARR_STOP_GRACE + HAND_BACK
+        killed = False
+        for name, child in children.items():
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+                self.stderr.write(f"{name} still busy after {settings.NOMARR_STOP_GRACE:g} s")
+                killed = True
+            # Each child leads its own session: this reaches what it started, too.
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            child.wait()
+        if killed and "workers" in children:
+            reset = jobs.reset_stuck(interrupted=True)
+            if reset:
+                self.stderr.write(f"{reset} running job(s) put back in the queue")

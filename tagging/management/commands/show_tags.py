@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from tagging import writers
+from tagging import keys, tagfiles
 
 
 class Command(BaseCommand):
@@ -17,9 +16,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         path = Path(options["file"])
         try:
-            tags = writers.read_tags(path, settings.NOMARR_NAMESPACE)
-            moods = writers.read_moods(path)
-        except writers.TagWriteError as exc:
+            tags = tagfiles.read_tags(path, keys.namespace())
+            moods = tagfiles.read_moods(path)
+        except tagfiles.TagWriteError as exc:
             raise CommandError(f"{path}: {exc}") from exc
         if not tags:
             self.stdout.write(f"{path}: no Nomarr tags")

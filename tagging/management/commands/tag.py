@@ -6,7 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tagging.pipeline import audio_files, tag_file
+from tagging.pipeline import tag_file
+from tagging.tagfiles import audio_files
 
 
 def _clock(seconds: float) -> str:

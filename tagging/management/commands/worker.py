@@ -16,5 +16,5 @@ class Command(BaseCommand):
         if options["action"] != "status":
             jobs.set_paused(options["action"] == "pause")
         state = WorkerState.get()
-        alive = jobs.workers_alive()
+        alive = WorkerState.objects.workers_alive()
         self.stdout.write(f"workers {'paused' if state.paused else 'running'}, {alive} alive")

@@ -1,0 +1,273 @@
+"""The library's rows: writing what a scan read, and bringing one file up to date.
+
+A LibraryFile row holds a file's stat, fingerprint and common tags as columns; its
+TagValue rows hold every tag value, parsed as a number where it is one. Two
+writers keep them:
+
+* `write_batch` writes one batch of a scan (library/scanning.py) in one
+  transaction. Its fast paths are raw SQL, on purpose: `update_rows` is one
+  executemany UPDATE (bulk_update's CASE WHEN statements grow with rows times
+  fields and are many times slower), and `insert_tags` is COPY on PostgreSQL and
+  one executemany INSERT elsewhere (a tagged file has 150+ values; model instances
+  would cost more than the database does). A re-read file whose tags did not
+  change (same digest) keeps its TagValue rows.
+* `refresh_file` brings one file's rows up to date at once. A tagging job sends
+  `tagging.signals.file_tagged` after it wrote a file, and `refresh_on_tag`
+  (connected in library/apps.py) refreshes it: a failure is logged, never raised,
+  since the next scan catches up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from library import metadata
+from library.models import LibraryFile, LibraryRoot, TagValue
+from library.roots import root_for, sync_settings_roots
+from tagging import keys
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Row:
+    """What a scan compares a file against: the stored state of its row."""
+
+    id: int
+    root_id: int
+    path: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    fingerprint: str
+    error: str
+    tags_digest: str
+
+
+#: The LibraryFile fields that make a Row, in its order (for values_list).
+ROW_FIELDS = (
+    "id",
+    "root_id",
+    "path",
+    "size",
+    "mtime_ns",
+    "ctime_ns",
+    "fingerprint",
+    "error",
+    "tags_digest",
+)
+
+
+# --- writing a scan's batch --------------------------------------------------------
+
+_INFO_FIELDS = (
+    "size",
+    "mtime_ns",
+    "ctime_ns",
+    "fingerprint",
+    "format",
+    "duration",
+    "bitrate",
+    "sample_rate",
+    "channels",
+    "nom_version",
+    "error",
+    "tags_digest",
+)
+UPDATE_FIELDS = [
+    "root",
+    "path",
+    "folder",
+    *_INFO_FIELDS,
+    *metadata.columns([]).keys(),
+    "read_at",
+]
+MOVE_FIELDS = ["root", "path", "folder", "size", "mtime_ns", "ctime_ns"]
+
+
+def _apply(row: LibraryFile, info: metadata.FileInfo, root: LibraryRoot, now) -> LibraryFile:
+    row.root = root
+    row.path = info.path
+    row.folder = info.folder
+    for name in _INFO_FIELDS:
+        setattr(row, name, getattr(info, name))
+    for name, value in (info.columns or metadata.columns([])).items():
+        setattr(row, name, value)
+    row.read_at = now
+    return row
+
+
+def tag_rows(file_id: int, info: metadata.FileInfo) -> list[tuple]:
+    """(file_id, key, value, number) for each of the file's tag values."""
+    limit = TagValue.VALUE_LENGTH
+    return [(file_id, key[:255], value[:limit], tag_number(key, value)) for key, value in info.tags]
+
+
+def insert_tags(rows: list[tuple]) -> None:
+    """Insert TagValue rows: COPY on PostgreSQL, one executemany elsewhere (a tagged
+    file has 150+ values; model instances would cost more than the database does)."""
+    if not rows:
+        return
+    meta = TagValue._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in TAG_COLUMNS)
+    table = quote(meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s)"  # noqa: S608
+            cursor.executemany(sql, rows)
+
+
+TAG_COLUMNS = ("file", "key", "value", "number")
+
+
+def tag_number(key: str, value: str) -> float | None:
+    found = metadata.number(value)
+    if found is None and key in ("tracknumber", "discnumber"):
+        found = metadata._leading_int([value])
+    elif found is None and key in ("date", "originaldate"):
+        found = metadata._year([value])
+    return None if found is None else float(found)
+
+
+def update_rows(rows: list[LibraryFile], fields: list[str]) -> None:
+    """UPDATE each row by id, as one executemany (bulk_update's CASE WHEN statements
+    grow with rows times fields and are many times slower)."""
+    meta = LibraryFile._meta
+    columns = [meta.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in columns)
+    # Only quoted column and table names of our own model go into the text; values are params.
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608
+    params = [
+        [field.get_db_prep_save(getattr(row, field.attname), connection) for field in columns]
+        + [row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def write_batch(
+    root: LibraryRoot,
+    creates: list[metadata.FileInfo],
+    updates: list[tuple[Row, metadata.FileInfo, bool]],
+    moves: list[tuple[int, str, os.stat_result]],
+) -> None:
+    """One transaction: new rows, re-read rows, moved rows. A re-read row's TagValues
+    are replaced only if its tags differ from the stored ones (by digest)."""
+    now = timezone.now()
+    with transaction.atomic():
+        tags: list[tuple] = []
+        if creates:
+            rows = [_apply(LibraryFile(), info, root, now) for info in creates]
+            try:
+                with transaction.atomic():
+                    LibraryFile.objects.bulk_create(rows)
+            except IntegrityError:
+                # A path got its row meanwhile (a job's refresh): place them one by one.
+                rows = [_upsert(info, root, now) for info in creates]
+            for row, info in zip(rows, creates, strict=True):
+                tags.extend(tag_rows(row.pk, info))
+        if updates:
+            rows = [_apply(LibraryFile(pk=old.id), info, root, now) for old, info, _ in updates]
+            update_rows(rows, UPDATE_FIELDS)
+            # Changed content is queued again if it needs tags; a plain re-read is not.
+            reset = [old.id for old, _, reset_queue in updates if reset_queue]
+            if reset:
+                LibraryFile.objects.filter(pk__in=reset).update(queued_version="")
+            retag = [
+                (old.id, info) for old, info, _ in updates if old.tags_digest != info.tags_digest
+            ]
+            if retag:
+                TagValue.objects.filter(file_id__in=[row_id for row_id, _ in retag]).delete()
+                for row_id, info in retag:
+                    tags.extend(tag_rows(row_id, info))
+        if moves:
+            rows = []
+            for row_id, path, st in moves:
+                row = LibraryFile(pk=row_id, root=root, path=path, folder=os.path.dirname(path))
+                row.size, row.mtime_ns, row.ctime_ns = st.st_size, st.st_mtime_ns, st.st_ctime_ns
+                rows.append(row)
+            update_rows(rows, MOVE_FIELDS)
+        if tags:
+            insert_tags(tags)
+
+
+def _upsert(info: metadata.FileInfo, root: LibraryRoot, now) -> LibraryFile:
+    row = LibraryFile.objects.filter(path=info.path).first() or LibraryFile()
+    _apply(row, info, root, now)
+    row.save()
+    TagValue.objects.filter(file=row).delete()
+    return row
+
+
+# --- one file, now -----------------------------------------------------------------
+
+
+def refresh_file(path: str | os.PathLike) -> LibraryFile | None:
+    """Bring one file's rows up to date at once (after a job wrote its tags).
+
+    Returns the row, or None when the path is outside the library or gone (its row
+    is then removed). A file with no row yet takes over the row of a vanished file
+    with the same audio (a rename the library has not seen yet)."""
+    real = os.path.realpath(os.fspath(path))
+    sync_settings_roots()
+    root = root_for(real)
+    if root is None:
+        return None
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        LibraryFile.objects.filter(path=real).delete()
+        return None
+    info = metadata.read_file(real, st, keys.namespace())
+    now = timezone.now()
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                row = LibraryFile.objects.filter(path=real).first() or _vanished_twin(info)
+                if row is None:
+                    row = LibraryFile()
+                _apply(row, info, root, now)
+                row.save()
+                TagValue.objects.filter(file=row).delete()
+                insert_tags(tag_rows(row.pk, info))
+                return row
+        except IntegrityError:  # a scan inserted the same path meanwhile
+            if attempt:
+                raise
+    return None
+
+
+def _vanished_twin(info: metadata.FileInfo) -> LibraryFile | None:
+    if not info.fingerprint:
+        return None
+    for row in LibraryFile.objects.filter(fingerprint=info.fingerprint).exclude(path=info.path):
+        if not os.path.lexists(row.path):
+            return row
+    return None
+
+
+def refresh_quietly(path: str | os.PathLike) -> None:
+    """refresh_file for the tagging job: a failure is logged, never raised (the next
+    scan catches up)."""
+    try:
+        refresh_file(path)
+    except Exception:  # the job's result must not depend on the library
+        log.exception("library refresh of %s failed; the next scan will catch up", path)
+
+
+def refresh_on_tag(sender, path: str, **kwargs) -> None:
+    """The receiver of tagging.signals.file_tagged: the tagged file's rows, now."""
+    refresh_quietly(path)

@@ -1,0 +1,117 @@
+"""Nomarr's web server: daphne, with a clear answer to a request too large to read.
+
+Daphne reads HTTP with Twisted, whose `HTTPChannel` caps a request line and each
+header line at 16 KB (`MAX_LENGTH`), the request line and headers together at 16 KB
+(`totalHeadersSize`) and the header fields at 500 (`maxHeaders`). Daphne has no
+setting for any of them, and Twisted's answers are no answer: a line too long drops
+the connection, the others get a bare `400 Bad Request` without a reason. Here the
+limits stay Twisted's, and each is answered as HTTP says, with a reason (the API's
+JSON error under /api/, a line of text elsewhere):
+
+* `414 URI Too Long` for a request line over the limit (an address of 16 KB);
+* `431 Request Header Fields Too Large` for headers over it, or too many of them.
+
+The connection is then closed once the client has read the answer: what it still
+sends is read and dropped for a few seconds, so closing does not reset the
+connection under an answer not yet read.
+
+`python -m nomarr_site.webserver <daphne's arguments>` runs daphne so
+(`manage.py serve` does).
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+from daphne.cli import CommandLineInterface
+from daphne.http_protocol import HTTPFactory
+from twisted.internet import reactor
+from twisted.web import http
+
+API_PREFIX = b"/api/"
+# Seconds a refused client has to read the answer before the connection is cut.
+LINGER = 5.0
+
+
+class LimitedHTTPChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 channel, answering 414 and 431 where it would drop or 400."""
+
+    _refused = False
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._refused:
+            return
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._refuse_oversized(line)
+            return
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # One line longer than MAX_LENGTH, before its end arrived.
+        if not self._refused:
+            self._refuse_oversized(line)
+
+    def headerReceived(self, line: bytes) -> bool:
+        if self._refused:
+            return False
+        if self._receivedHeaderCount >= self.maxHeaders:
+            self._refuse(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                f"more than {self.maxHeaders} header fields",
+            )
+            return False
+        return bool(super().headerReceived(line))
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return  # read and dropped: the answer is on its way
+        super().dataReceived(data)
+
+    def _refuse_oversized(self, line: bytes) -> None:
+        """414 if the request line is what is too long, else 431."""
+        if self._receivedHeaderSize == 0:  # nothing of this request received yet
+            self._path = line.split(b" ", 2)[1] if line.count(b" ") >= 1 else b""
+            self._refuse(
+                HTTPStatus.REQUEST_URI_TOO_LONG,
+                f"the request line is longer than {self.totalHeadersSize} bytes",
+            )
+        else:
+            self._refuse(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                f"the request's headers are larger than {self.totalHeadersSize} bytes",
+            )
+
+    def _refuse(self, status: HTTPStatus, detail: str) -> None:
+        self._refused = True
+        path = getattr(self, "_path", b"") or b""
+        if path.startswith(API_PREFIX):
+            too_long = status == HTTPStatus.REQUEST_URI_TOO_LONG
+            code = "uri_too_long" if too_long else "headers_too_large"
+            body = json.dumps({"error": code, "detail": detail}).encode()
+            kind = b"application/json"
+        else:
+            body = f"{status.value} {status.phrase}: {detail}\n".encode()
+            kind = b"text/plain; charset=utf-8"
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s"
+            % (status.value, status.phrase.encode(), kind, len(body), body)
+        )
+        self.setTimeout(None)
+        self.transport.loseWriteConnection()
+        reactor.callLater(LINGER, self.transport.abortConnection)
+
+
+def _channel(factory: HTTPFactory) -> http._GenericHTTPChannelProtocol:
+    # What twisted.web.http.HTTPFactory.protocol builds, with our channel inside.
+    return http._GenericHTTPChannelProtocol(LimitedHTTPChannel())
+
+
+def main() -> None:
+    HTTPFactory.protocol = _channel  # daphne's factory; daphne builds one per server
+    CommandLineInterface.entrypoint()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""What tagging tells the rest of Nomarr, without importing it.
+
+Tagging is the bottom app: the library and the playlists build on it, never the
+other way. When another app needs to act on something tagging did, it connects a
+receiver here in its AppConfig.ready(), the way django-q2 announces its tasks.
+
+`file_tagged` (keyword `path`, the file's real path as a string) is sent by the
+tagging job after it wrote a file's tags, once the job's result is known and
+before the job is marked done. The library connects it to refresh the file's rows
+at once. A receiver must not raise: a job's outcome never depends on a listener.
+
+`workers_started` (no arguments) is sent when a worker cluster starts
+(tagging/watchdog.py), after the pending jobs were sent again: the messages a dead
+cluster had taken are lost, so the library hands its claimed scans that no worker
+took yet over again.
+"""
+
+from django.dispatch import Signal
+
+__all__ = ["file_tagged", "workers_started"]
+
+#: Sent with path=str after a job wrote a file's tags.
+file_tagged = Signal()
+
+#: Sent when a worker cluster starts, before it takes any task.
+workers_started = Signal()

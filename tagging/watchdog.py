@@ -1,0 +1,259 @@
+"""The workers: django-q2's cluster, watched, and started afresh when it stalls.
+
+Why a watchdog
+--------------
+django-q2's worker processes take their tasks from one in-process queue, and a
+worker waiting for a task holds that queue's read lock. A worker killed while it
+waits (kill -9, the OOM killer) takes the lock with it: django-q2 starts a
+replacement, the replacement waits for the lock forever, and the cluster never
+takes a task again while it still looks alive (its status says "Idle", the jobs
+stay pending, nothing is stuck "running" for `reset_stuck` to find). The monitor
+waits on the result queue the same way, and the pusher writes into the task queue.
+Nothing inside the cluster can tell, so the watchdog, in the process that starts
+the cluster (`manage.py workers`, which `serve` runs), watches from outside.
+
+How it watches
+--------------
+Every worker process notes on a `Board` (one small file per pid, in a folder of
+its own) whether it is running a task (busy), waiting for one (idle), or leaving
+by itself (gone: recycled after a timeout or its task count, or stopped). The file
+outlives its process, so the watchdog reads what a dead worker was doing:
+
+* busy: it died running a task, holding no lock. django-q2 replaces it, and the
+  replacement puts the job back (`jobs.reset_stuck` when it starts);
+* idle (or unknown): it may have died holding the queue's lock. The cluster is
+  restarted: running tasks get the stop grace (NOMARR_STOP_GRACE), then every
+  process of the cluster is killed, its children (ffmpeg) included;
+* gone: nothing to do.
+
+The sentinel, the monitor or the pusher dying restarts the cluster too.
+
+Every start of a cluster first sends every pending job again (`jobs.recover`) and
+sends `tagging.signals.workers_started` (the library hands its waiting scans over
+again): the messages the old cluster had taken died with it (Redis) or stay locked
+until the broker's retry time (the ORM broker: NOMARR_JOB_TIMEOUT + 60 s). The Job
+table is the truth; a message for a job that is no longer pending does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing.util
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django import db
+from django.conf import settings
+
+from nomarr_site.workers import kill_tree, pid_alive
+from tagging import jobs
+from tagging.signals import workers_started
+
+__all__ = ["BUSY", "GONE", "IDLE", "Board", "connect", "supervise"]
+
+log = logging.getLogger(__name__)
+
+IDLE, BUSY, GONE = "idle", "busy", "gone"
+
+#: Seconds between two looks at the cluster's processes.
+CHECK_EVERY = 0.2
+
+
+class Board:
+    """What each worker process of one cluster is doing: a file per pid in folder,
+    holding IDLE, BUSY or GONE, written by the worker, read by the watchdog."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def mark(self, state: str, pid: int | None = None) -> None:
+        (self.folder / str(pid or os.getpid())).write_text(state)
+
+    def workers(self) -> dict[int, str]:
+        """Every worker noted since the last clear, and its last state ("" if it was
+        killed while writing it)."""
+        found = {}
+        for entry in self.folder.iterdir():
+            try:
+                found[int(entry.name)] = entry.read_text()
+            except (OSError, ValueError):
+                continue
+        return found
+
+    def forget(self, pid: int) -> None:
+        (self.folder / str(pid)).unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        for pid in self.workers():
+            self.forget(pid)
+
+
+#: The board of the cluster this process belongs to: set by `supervise` before the
+#: cluster's processes are forked from it, so they inherit it. None in a cluster
+#: started some other way (`manage.py qcluster`): its workers note nothing.
+_board: Board | None = None
+
+
+# --- in the worker processes (django-q2's signals) --------------------------------
+
+
+def connect() -> None:
+    """Connect the worker-side receivers (tagging's AppConfig.ready() calls this)."""
+    from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
+
+    post_spawn.connect(_worker_started, dispatch_uid="nomarr-worker-started")
+    pre_execute.connect(_task_started, dispatch_uid="nomarr-task-started")
+    post_execute_in_worker.connect(_task_ended, dispatch_uid="nomarr-task-ended")
+
+
+def _worker_started(sender, proc_name: str, **kwargs) -> None:
+    """A worker process just started (at launch, or replacing one that died, even by
+    kill -9): note it, and put back the jobs that dead workers left running."""
+    if _board is not None:
+        _board.mark(IDLE)
+        # Runs when the process ends by itself (multiprocessing's exit), not when killed.
+        multiprocessing.util.Finalize(None, _board.mark, args=(GONE, os.getpid()), exitpriority=10)
+    try:
+        jobs.reset_stuck()
+    except Exception:  # a worker must start even if the database hiccups
+        log.exception("could not reset stuck jobs")
+
+
+def _task_started(sender, **kwargs) -> None:
+    if _board is not None:
+        _board.mark(BUSY)
+
+
+def _task_ended(sender, **kwargs) -> None:
+    if _board is not None:
+        _board.mark(IDLE)
+
+
+# --- in the supervising process ---------------------------------------------------
+
+
+class _Cluster:
+    """One django-q2 cluster started from this process, and its helper processes."""
+
+    def __init__(self):
+        from django_q.cluster import Cluster
+
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self.q = Cluster()
+        for sig, handler in handlers.items():  # django-q2 installs its own: keep ours
+            signal.signal(sig, handler)
+        self.helpers: dict[str, int] = {}
+
+    def start(self) -> None:
+        # Its processes are forked from this one: they must not share its connections.
+        db.connections.close_all()
+        self.q.start()
+
+    @property
+    def sentinel(self):
+        return self.q.sentinel
+
+    def note_helpers(self) -> None:
+        """The monitor's and the pusher's pids, once the cluster has published them."""
+        if not self.helpers:
+            stat = self.q.stat
+            if getattr(stat, "monitor", 0) and getattr(stat, "pusher", 0):
+                self.helpers = {"monitor": stat.monitor, "pusher": stat.pusher}
+
+    def pids(self) -> list[int]:
+        return [self.sentinel.pid, *self.helpers.values(), *_board.workers()]
+
+
+def supervise(stopping: Callable[[], bool], say: Callable[[str], None]) -> None:
+    """Run a django-q2 cluster until stopping() is true; start it afresh whenever it
+    stalls (see the module's docstring). say() reports restarts and slow stops."""
+    global _board
+    _board = Board(Path(tempfile.mkdtemp(prefix="nomarr-workers-")))
+    try:
+        while True:
+            cluster = _start()
+            reason = _watch(cluster, stopping)
+            if reason is None:
+                _stop(cluster, say, wait_for_all=True)
+                return
+            say(f"restarting the workers: {reason}")
+            log.error("restarting the workers: %s", reason)
+            _stop(cluster, say, wait_for_all=False)
+    finally:
+        shutil.rmtree(_board.folder, ignore_errors=True)
+        _board = None
+
+
+def _start() -> _Cluster:
+    _board.clear()
+    reset, sent = jobs.recover()
+    if reset or sent:
+        log.info("workers starting: %d stuck jobs put back, %d pending jobs sent", reset, sent)
+    workers_started.send(sender=_Cluster)
+    cluster = _Cluster()
+    cluster.start()
+    return cluster
+
+
+def _watch(cluster: _Cluster, stopping: Callable[[], bool]) -> str | None:
+    """Why the cluster must be started afresh, or None once stopping() is true."""
+    while not stopping():
+        if not cluster.sentinel.is_alive():
+            return f"its sentinel process ({cluster.sentinel.pid}) died"
+        cluster.note_helpers()
+        for name, pid in cluster.helpers.items():
+            if not pid_alive(pid):
+                return f"its {name} process ({pid}) died"
+        for pid, state in _board.workers().items():
+            if pid_alive(pid):
+                continue
+            _board.forget(pid)
+            if state == BUSY:
+                log.warning("worker %s died running a task; django-q2 replaces it", pid)
+            elif state != GONE:
+                return f"worker {pid} died waiting for a task, and the task queue's lock with it"
+        time.sleep(CHECK_EVERY)
+    return None
+
+
+def _stop(cluster: _Cluster, say: Callable[[str], None], wait_for_all: bool) -> None:
+    """Stop the cluster within NOMARR_STOP_GRACE seconds, whatever its state.
+
+    wait_for_all: django-q2's own stop (running tasks finish, then every process
+    leaves). Otherwise (a stalled cluster cannot stop by itself) only the running
+    tasks are waited for. What still runs after the grace is killed with all it
+    started, and the jobs of killed workers go back to the queue with their attempt
+    given back."""
+    grace = settings.NOMARR_STOP_GRACE
+    deadline = time.monotonic() + grace
+    if wait_for_all:
+        cluster.q.stop_event.set()
+        cluster.sentinel.join(timeout=grace)
+    else:
+        while time.monotonic() < deadline and any(
+            state == BUSY and pid_alive(pid) for pid, state in _board.workers().items()
+        ):
+            time.sleep(CHECK_EVERY)
+    busy = [pid for pid, state in _board.workers().items() if state == BUSY and pid_alive(pid)]
+    if busy:
+        say(f"workers still busy after {grace:g} s: stopped; their jobs go back to the queue")
+    kill_tree(pid for pid in cluster.pids() if _ours(pid))
+    cluster.sentinel.join()
+    jobs.reset_stuck(interrupted=True)
+
+
+def _ours(pid: int) -> bool:
+    """Whether pid runs and is a process of this cluster (forked from this process,
+    so with its command line), not another that took a dead one's pid."""
+    try:
+        return pid_alive(pid) and (
+            Path(f"/proc/{pid}/cmdline").read_bytes()
+            == Path(f"/proc/{os.getpid()}/cmdline").read_bytes()
+        )
+    except OSError:
+        return False
