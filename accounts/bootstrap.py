@@ -19,3 +19,12 @@ def ensure_admin(username: str = "admin") -> str | None:
     password = secrets.token_urlsafe(12)
     users.objects.create_superuser(username=username, email="", password=password)
     return password
+
+
+def announce_first_admin(**_kwargs) -> str | None:
+    """serve_starting receiver: the line serve prints once when it created the admin."""
+    password = ensure_admin()
+    if password is None:
+        return None
+    # Shown once: only the hash is stored. Change it with `manage.py changepassword admin`.
+    return f"Created the first user: admin / {password}"

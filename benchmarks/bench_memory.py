@@ -86,11 +86,8 @@ def make_tracks(dest: Path, short_minutes: float, long_minutes: float) -> tuple[
     repeats = max(1, round(long_minutes / short_minutes))
     listing = dest / "long.txt"
     listing.write_text("".join(f"file '{short.name}'\n" for _ in range(repeats)))
-    subprocess.run(
-        [FFMPEG, "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
-        + ["-c", "copy", str(long)],
-        check=True,
-    )
+    concat = [FFMPEG, "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
+    subprocess.run([*concat, "-c", "copy", str(long)], check=True)
     return short, long
 
 

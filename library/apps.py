@@ -8,7 +8,9 @@ class LibraryConfig(AppConfig):
 
     * the library roots, to tagging.boundary (every path check asks them);
     * a receiver for tagging.signals.file_tagged, which refreshes the tagged
-      file's rows at once (library/rows.py).
+      file's rows at once (library/rows.py);
+    * a receiver for tagging.signals.workers_started, which hands the scans that
+      wait for a worker over again (library/tasks.py).
     """
 
     default_auto_field = "django.db.models.BigAutoField"
@@ -17,8 +19,10 @@ class LibraryConfig(AppConfig):
     def ready(self) -> None:
         from library.roots import library_roots
         from library.rows import refresh_on_tag
+        from library.tasks import dispatch_waiting_scans
         from tagging.boundary import register_roots
-        from tagging.signals import file_tagged
+        from tagging.signals import file_tagged, workers_started
 
         register_roots(library_roots)
         file_tagged.connect(refresh_on_tag, dispatch_uid="nomarr-library-refresh")
+        workers_started.connect(dispatch_waiting_scans, dispatch_uid="nomarr-library-scans")

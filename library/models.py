@@ -13,6 +13,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from tagging import keys
 
@@ -90,8 +91,17 @@ class LibraryRoot(models.Model):
 class ScanQuerySet(models.QuerySet):
     def cancel(self) -> int:
         """Ask the running scans among these to stop (each stops within about a second,
-        when it next saves its progress); how many were asked."""
-        return self.filter(status=Scan.Status.RUNNING).update(cancel_requested=True)
+        when it next saves its progress); how many were asked. One that still waits for
+        a worker (nobody holds it) is cancelled at once."""
+        now = timezone.now()
+        waiting = self.filter(status=Scan.Status.RUNNING, worker="").update(
+            status=Scan.Status.CANCELLED,
+            cancel_requested=True,
+            message="cancelled",
+            finished_at=now,
+            updated_at=now,
+        )
+        return waiting + self.filter(status=Scan.Status.RUNNING).update(cancel_requested=True)
 
 
 class Scan(models.Model):

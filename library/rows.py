@@ -29,6 +29,7 @@ from django.utils import timezone
 from library import metadata
 from library.models import LibraryFile, LibraryRoot, TagValue
 from library.roots import root_for, sync_settings_roots
+from library.signals import file_refreshed
 from tagging import keys
 
 log = logging.getLogger(__name__)
@@ -215,8 +216,12 @@ def _upsert(info: metadata.FileInfo, root: LibraryRoot, now) -> LibraryFile:
 # --- one file, now -----------------------------------------------------------------
 
 
-def refresh_file(path: str | os.PathLike) -> LibraryFile | None:
+def refresh_file(path: str | os.PathLike, **tagged) -> LibraryFile | None:
     """Bring one file's rows up to date at once (after a job wrote its tags).
+
+    Inside the transaction, `library.signals.file_refreshed` is sent with the row and
+    the `tagged` keywords (the job's `result`), so what the apps above store with it
+    commits with the rows.
 
     Returns the row, or None when the path is outside the library or gone (its row
     is then removed). A file with no row yet takes over the row of a vanished file
@@ -243,6 +248,7 @@ def refresh_file(path: str | os.PathLike) -> LibraryFile | None:
                 row.save()
                 TagValue.objects.filter(file=row).delete()
                 insert_tags(tag_rows(row.pk, info))
+                file_refreshed.send(sender=LibraryFile, file=row, **tagged)
                 return row
         except IntegrityError:  # a scan inserted the same path meanwhile
             if attempt:
@@ -259,15 +265,16 @@ def _vanished_twin(info: metadata.FileInfo) -> LibraryFile | None:
     return None
 
 
-def refresh_quietly(path: str | os.PathLike) -> None:
+def refresh_quietly(path: str | os.PathLike, **tagged) -> None:
     """refresh_file for the tagging job: a failure is logged, never raised (the next
     scan catches up)."""
     try:
-        refresh_file(path)
+        refresh_file(path, **tagged)
     except Exception:  # the job's result must not depend on the library
         log.exception("library refresh of %s failed; the next scan will catch up", path)
 
 
 def refresh_on_tag(sender, path: str, **kwargs) -> None:
     """The receiver of tagging.signals.file_tagged: the tagged file's rows, now."""
-    refresh_quietly(path)
+    kwargs.pop("signal", None)  # Django's own keyword, not the job's
+    refresh_quietly(path, **kwargs)

@@ -36,7 +36,8 @@ Concurrency and control
 Starting a scan inserts a running Scan row; a partial unique constraint allows one
 running scan per root, so a second start is refused (ScanRefused) by the database,
 whichever process tries. A scan whose process died is reaped at the next start (dead
-pid on this host, or no heartbeat for STALE_AFTER seconds). Progress is saved about
+pid on this host, or no heartbeat for STALE_AFTER seconds); one that still waits for
+a worker to take it over is nobody's yet, and is not reaped. Progress is saved about
 once a second; the cancel flag is read at the same time.
 """
 
@@ -96,17 +97,26 @@ class _Stop(Exception):
 # --- starting, cancelling --------------------------------------------------------
 
 
-def claim_scan(root: LibraryRoot, full: bool = False, trigger: str = "command") -> Scan:
-    """Claim the root: a new running Scan row, or ScanRefused if one is running."""
+def claim_scan(
+    root: LibraryRoot, full: bool = False, trigger: str = "command", waiting: bool = False
+) -> Scan:
+    """Claim the root: a new running Scan row, or ScanRefused if one is running.
+
+    The claim is this process's, or with `waiting` nobody's yet: a scan handed to the
+    workers (`library.tasks.start_scan`) waits, however long the queue before it,
+    until a worker takes it over. It is never reaped meanwhile; workers that start
+    hand it over again (its message may have died with the old ones)."""
     _reap_stale(root)
     try:
         with transaction.atomic():
-            return Scan.objects.create(root=root, full=full, trigger=trigger, worker=worker_id())
+            return Scan.objects.create(
+                root=root, full=full, trigger=trigger, worker="" if waiting else worker_id()
+            )
     except IntegrityError:
         running = Scan.objects.filter(root=root, status=Status.RUNNING).first()
         detail = (
             f" (scan #{running.pk}, started {running.started_at:%Y-%m-%d %H:%M:%S}, "
-            f"by {running.worker})"
+            f"{f'by {running.worker}' if running.worker else 'waiting for a worker'})"
             if running
             else ""
         )
@@ -117,10 +127,10 @@ def take_over(scan_id: int) -> Scan | None:
     """Make this process the holder of a scan claimed elsewhere (a worker running a
     scan that `library.tasks.start_scan` claimed in the web server).
 
-    Returns the scan, or None when it is no longer running (reaped meanwhile); a scan
-    cancelled before it started is marked cancelled here."""
+    Returns the scan, or None when it no longer waits (another worker took it, it was
+    cancelled or it ended); a scan cancelled before it started is marked cancelled."""
     now = timezone.now()
-    waiting = Scan.objects.filter(pk=scan_id, status=Status.RUNNING)
+    waiting = Scan.objects.filter(pk=scan_id, status=Status.RUNNING, worker="")
     if waiting.filter(cancel_requested=False).update(
         worker=worker_id(), started_at=now, updated_at=now
     ):
@@ -136,7 +146,8 @@ def cancel_scans(root: LibraryRoot | None = None) -> int:
 
 
 def _reap_stale(root: LibraryRoot) -> None:
-    for scan in Scan.objects.filter(root=root, status=Status.RUNNING):
+    # A scan waiting for a worker (no claimant yet) is not stale, however long it waits.
+    for scan in Scan.objects.filter(root=root, status=Status.RUNNING).exclude(worker=""):
         if claim_is_dead(scan.worker, scan.updated_at, STALE_AFTER):
             dead = process_gone(scan.worker)
             why = "its process died" if dead else f"no progress for {STALE_AFTER} s"

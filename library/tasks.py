@@ -3,9 +3,13 @@
 `start_scan` is how the pages, the admin and the commands start a background scan:
 it claims the root at once (a running Scan row, so a second start is refused by
 the database whatever process tries, see library/scanning.py) and hands the claimed
-scan to the workers, where `run_started_scan` takes it over and runs it. The
-schedule runs `scan_library`. Each task is safe to run twice: a scan of a root that
-is being scanned is refused, a scan that is no longer running is not run.
+scan to the workers, where `run_started_scan` takes it over and runs it. Until then
+the scan waits, claimed by nobody, however long the tagging queue before it; it is
+not reaped, and workers that start hand it over again (`dispatch_waiting_scans`,
+on tagging.signals.workers_started): the Scan table is the truth, as the Job table
+is for jobs. The schedule runs `scan_library`. Each task is safe to run twice: a
+scan of a root that is being scanned is refused, a scan that no longer waits is not
+run.
 """
 
 from __future__ import annotations
@@ -47,15 +51,30 @@ def start_scan(root: LibraryRoot, full: bool = False, trigger: str = "web") -> S
     it outside a transaction: a worker must see the claim once it sees the task."""
     if not root.enabled:
         raise scanning.ScanRefused(f"{root} is disabled: enable it in the settings to scan it")
-    scan = scanning.claim_scan(root, full=full, trigger=trigger)
-    kind = "full scan" if full else "scan"
+    scan = scanning.claim_scan(root, full=full, trigger=trigger, waiting=True)
+    _dispatch(scan)
+    return scan
+
+
+def _dispatch(scan: Scan) -> None:
+    kind = "full scan" if scan.full else "scan"
     async_task(
         "library.tasks.run_started_scan",
         scan.pk,
-        task_name=f"{kind} #{scan.pk} of {root}",
+        task_name=f"{kind} #{scan.pk} of {scan.root}",
         group="scan",
     )
-    return scan
+
+
+def dispatch_waiting_scans(**kwargs) -> int:
+    """Hand every scan that waits for a worker to the workers again (they just
+    started: the messages the old ones had taken are lost). The Scan table is the
+    truth; a second message for a scan finds it taken and does nothing."""
+    waiting = Scan.objects.filter(status=Scan.Status.RUNNING, worker="").select_related("root")
+    waiting = list(waiting)
+    for scan in waiting:
+        _dispatch(scan)
+    return len(waiting)
 
 
 def run_started_scan(scan_id: int) -> str:

@@ -92,6 +92,13 @@ ACCESS: dict[str, Access] = {
     # playlists
     "playlists:index": USERS,
     "playlists:navidrome_config": USERS,
+    # sonic similarity (a write or a push acts as the playlists page does)
+    "sonic:similar": USERS,
+    "sonic:mix": USERS,
+    "sonic:path": USERS,
+    "sonic:map": USERS,
+    "sonic:map-points": USERS,
+    "sonic:duplicates": USERS,
     # accounts and settings
     "login": PUBLIC,
     "logout": PUBLIC,
@@ -114,6 +121,9 @@ ACCESS: dict[str, Access] = {
     "api:worker-pause": STAFF_ONLY,
     "api:worker-resume": STAFF_ONLY,
     "api:models-refresh": STAFF_ONLY,
+    "sonic-api:similar": USERS,
+    "sonic-api:mix": USERS,
+    "sonic-api:path": USERS,
     "api:schema": PUBLIC,
     "api:docs": PUBLIC,
     "api:redoc": PUBLIC,
@@ -121,7 +131,7 @@ ACCESS: dict[str, Access] = {
 
 #: URL namespaces whose views check for themselves: the API (`HasRole`, after DRF's
 #: authentication) and Django's admin.
-SELF_CHECKING = frozenset({"api", "admin"})
+SELF_CHECKING = frozenset({"api", "sonic-api", "admin"})
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "library",
     "playlists",
     "accounts",
+    "sonic",
 ]
 
 MIDDLEWARE = [

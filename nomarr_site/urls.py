@@ -9,9 +9,11 @@ urlpatterns = [
     path("", include("tagging.urls")),
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("sonic.api_urls")),  # before tagging's, which ends in a catch-all 404
     path("api/v1/", include("tagging.api_urls")),
     path("library/", include("library.urls")),
     path("playlists/", include("playlists.urls")),
+    path("sonic/", include("sonic.urls")),
     path("health", health.health, name="health"),
     path("metrics", metrics.metrics, name="metrics"),
 ]

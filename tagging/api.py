@@ -74,7 +74,7 @@ class TagView(NomarrView):
         responses={
             200: OpenApiResponse(TagResponseSerializer, description="Finished (waited)."),
             202: OpenApiResponse(TagResponseSerializer, description="Queued."),
-            **errors(400, 401),
+            **errors(400, 401, 413),
             403: OpenApiResponse(ErrorSerializer, description="Path outside the library roots."),
             404: OpenApiResponse(ErrorSerializer, description="No such file or folder."),
             503: OpenApiResponse(NoWorkerSerializer, description="Waiting asked; no worker."),
@@ -311,13 +311,21 @@ class LidarrWebhookView(NomarrView):
             "- Any other event: 200, ignored.\n\n"
             "Paths are translated by NOMARR_PATH_MAP, then checked against the library "
             "roots. Each file gets its own outcome; a refused or missing file does not fail "
-            "the others. 202 when at least one file has a job, else 200."
+            "the others. 202 when at least one file has a job, else 200.\n\n"
+            "A payload naming more than NOMARR_LIDARR_MAX_FILES (default 20,000) track "
+            "files is refused with 413 (`too_many_files`) and nothing is done; below that, "
+            "even a payload that large is queued in bulk and answered in seconds."
         ),
         request=LidarrWebhookSerializer,
         responses={
             200: LidarrResponseSerializer,
             202: LidarrResponseSerializer,
             **errors(400, 401),
+            413: OpenApiResponse(
+                ErrorSerializer,
+                description="Body over NOMARR_MAX_BODY_MB (request_too_large), or more "
+                "track files than NOMARR_LIDARR_MAX_FILES (too_many_files).",
+            ),
         },
         tags=["lidarr"],
     )

@@ -340,7 +340,9 @@ def _run_claimed(job_id: int) -> str:
         log.exception("job %s failed", job_id)
         outcome, status, error = None, Status.ERROR, f"internal error: {exc}"
     if outcome and outcome["status"] == "tagged":
-        file_tagged.send(sender=Job, path=job.path)  # receivers log their failures, never raise
+        # With the result: the library stores its embeddings with the file's rows.
+        # Receivers log their failures, never raise.
+        file_tagged.send(sender=Job, path=job.path, result=result)
     Job.objects.filter(pk=job_id, status=Status.RUNNING, worker=worker_id()).update(
         status=status, finished_at=timezone.now(), result=outcome, error=error
     )

@@ -81,6 +81,16 @@ class LabelScore:
 
 
 @dataclass
+class Embedding:
+    """A backbone's track-level embedding: the mean and the spread (standard
+    deviation) of its per-patch embeddings, and how many patches it heard."""
+
+    mean: np.ndarray
+    spread: np.ndarray
+    patches: int
+
+
+@dataclass
 class Analysis:
     """What Nomarr heard in one file, and the tags that say it."""
 
@@ -89,6 +99,7 @@ class Analysis:
     tags: dict[str, list[str]] = field(default_factory=dict)
     moods: list[str] = field(default_factory=list)
     patches: int = 0  # musicnn patches each musicnn backbone heard
+    embeddings: dict[str, Embedding] = field(default_factory=dict)  # by backbone stem
 
 
 # --- decoding ----------------------------------------------------------------------
@@ -104,7 +115,7 @@ def probe_duration(path: Path) -> float | None:
     try:
         proc = subprocess.run(command, capture_output=True, timeout=PROBE_TIMEOUT, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise AnalysisError(f"reading the file's header took longer than {PROBE_TIMEOUT} s") from exc
+        raise AnalysisError(f"reading the header took longer than {PROBE_TIMEOUT} s") from exc
     if proc.returncode != 0:
         raise AnalysisError(f"cannot decode audio: {_last_line(proc.stderr, proc.returncode)}")
     try:
@@ -114,8 +125,8 @@ def probe_duration(path: Path) -> float | None:
     streams = info.get("streams") or [{}]
     for value in (streams[0].get("duration"), (info.get("format") or {}).get("duration")):
         try:
-            seconds = float(value)
-        except (TypeError, ValueError):
+            seconds = float(str(value))
+        except ValueError:
             continue
         if np.isfinite(seconds) and seconds > 0:
             return seconds
@@ -341,23 +352,31 @@ Progress = Callable[[str, int, int], None]
 @dataclass
 class Heard:
     """What run_models gives: the track's length, each head's per-label mean over the
-    track, and how many patches each musicnn backbone heard."""
+    track, how many patches each musicnn backbone heard, and each backbone's embedding."""
 
     duration: float
     head_scores: list[tuple[Head, np.ndarray]]
     patches: int
+    embeddings: dict[str, Embedding] = field(default_factory=dict)
 
 
 class _Means:
-    """Each head's per-patch outputs, summed as they come."""
+    """Each head's per-patch outputs, and each backbone's embeddings (and their
+    squares, for the spread), summed as they come."""
 
     def __init__(self, catalog: Catalog) -> None:
         self._sums = {head.stem: np.zeros(len(head.labels)) for head in catalog.heads}
         self._counts = dict.fromkeys(self._sums, 0)
         self._heads = catalog.heads
+        self._embedded: dict[str, list[Any]] = {}  # stem -> [sum, sum of squares, count]
 
     def add(self, backbone: Backbone, outputs: dict[str, np.ndarray]) -> None:
         embeddings = outputs[backbone.embeddings_output]
+        flat = np.asarray(embeddings, dtype=np.float64).reshape(len(embeddings), -1)
+        sums = self._embedded.setdefault(backbone.stem, [0.0, 0.0, 0])
+        sums[0] += flat.sum(axis=0)
+        sums[1] += np.square(flat).sum(axis=0)
+        sums[2] += len(flat)
         for head in backbone.heads:
             if head.graph is None:
                 # A head without a graph is its backbone's own predictions (catalog.discover).
@@ -378,6 +397,14 @@ class _Means:
             if not count:
                 raise AnalysisError(f"{stem} heard no part of the track")
         return [(h, self._sums[h.stem] / self._counts[h.stem]) for h in self._heads]
+
+    def embeddings(self) -> dict[str, Embedding]:
+        result: dict[str, Embedding] = {}
+        for stem, (total, squares, count) in self._embedded.items():
+            mean = total / count
+            spread = np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))
+            result[stem] = Embedding(mean.astype(np.float32), spread.astype(np.float32), count)
+        return result
 
 
 class _Windows:
@@ -495,7 +522,12 @@ def run_models(
     listener.run(last=True)
     if progress:
         progress(what, round(duration), round(duration))
-    return Heard(duration=duration, head_scores=listener.means.means(), patches=listener.patches.count)
+    return Heard(
+        duration=duration,
+        head_scores=listener.means.means(),
+        patches=listener.patches.count,
+        embeddings=listener.means.embeddings(),
+    )
 
 
 def _too_long(seconds: float | None, max_duration: float) -> str:
@@ -556,6 +588,7 @@ def analyse(
     )
     analysis = describe(heard.head_scores, keys.namespace(), catalog.fingerprint)
     analysis.duration, analysis.patches = heard.duration, heard.patches
+    analysis.embeddings = heard.embeddings
     return analysis
 
 
@@ -568,6 +601,9 @@ class FileResult:
     error: str = ""
     scores: list[LabelScore] = field(default_factory=list)
     tags: dict[str, list[str]] = field(default_factory=dict)
+    # What the backbones heard (by backbone stem), and the model set that heard it.
+    embeddings: dict[str, Embedding] = field(default_factory=dict)
+    model_set: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -588,8 +624,8 @@ def tag_file(
     """Analyse one file and write Nomarr's tags into it, never leaving it damaged.
 
     Skips a file already tagged with the current model set unless forced, and a
-    file too short to judge or too long to analyse. Any failure is reported in the result, not raised,
-    so one bad file never stops a batch.
+    file too short to judge or too long to analyse. Any failure is reported in the
+    result, not raised, so one bad file never stops a batch.
     """
     catalog = get_catalog()
     namespace = keys.namespace()
@@ -608,6 +644,7 @@ def tag_file(
             writers.check_can_write(path)  # before the analysis spends seconds on it
         analysis = analyse(path, catalog, progress)
         result.scores, result.tags = analysis.scores, analysis.tags
+        result.embeddings, result.model_set = analysis.embeddings, catalog.fingerprint
         if not dry_run:
             after = path.stat()
             if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):

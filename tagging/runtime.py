@@ -113,7 +113,9 @@ class Resampler:
             state = lib.src_new(RESAMPLE_QUALITY, 1, ctypes.byref(error))
             if not state:
                 message = lib.src_strerror(error.value).decode()
-                raise RuntimeError(f"cannot resample {input_rate} Hz to {output_rate} Hz: {message}")
+                raise RuntimeError(
+                    f"cannot resample {input_rate} Hz to {output_rate} Hz: {message}"
+                )
             self._state = state
             weakref.finalize(self, lib.src_delete, state)
 

@@ -4,7 +4,8 @@ Tagging is the bottom app: the library and the playlists build on it, never the
 other way. When another app needs to act on something tagging did, it connects a
 receiver here in its AppConfig.ready(), the way django-q2 announces its tasks.
 
-`file_tagged` (keyword `path`, the file's real path as a string) is sent by the
+`file_tagged` (keywords `path`, the file's real path as a string, and `result`, the
+job's tagging.pipeline.FileResult with each backbone's embedding) is sent by the
 tagging job after it wrote a file's tags, once the job's result is known and
 before the job is marked done. The library connects it to refresh the file's rows
 at once. A receiver must not raise: a job's outcome never depends on a listener.
@@ -13,14 +14,22 @@ at once. A receiver must not raise: a job's outcome never depends on a listener.
 (tagging/watchdog.py), after the pending jobs were sent again: the messages a dead
 cluster had taken are lost, so the library hands its claimed scans that no worker
 took yet over again.
+
+`serve_starting` (no arguments) is sent by `manage.py serve` once the database is
+migrated, before the web server and workers start. A receiver may return a line
+for the person starting Nomarr (accounts returns the first admin's password, which
+is printed once and stored nowhere else); serve prints every line it gets.
 """
 
 from django.dispatch import Signal
 
-__all__ = ["file_tagged", "workers_started"]
+__all__ = ["file_tagged", "serve_starting", "workers_started"]
 
-#: Sent with path=str after a job wrote a file's tags.
+#: Sent with path=str and result=FileResult after a job wrote a file's tags.
 file_tagged = Signal()
 
 #: Sent when a worker cluster starts, before it takes any task.
 workers_started = Signal()
+
+#: Sent by `manage.py serve` before it starts; receivers may return a line to print.
+serve_starting = Signal()

@@ -129,13 +129,13 @@ def write_tags(
 
     path = Path(path)
     before, real, original = _preflight(path)
+    directory = real.parent
+    remove_abandoned_in(directory)  # what killed writers left here
     if tags_in(original, namespace) == wanted and (
         wanted_moods is None or moods_in(original) == wanted_moods
     ):
         return
 
-    directory = real.parent
-    remove_abandoned_in(directory)
     try:
         with _temp_copy(real) as temp:
             _write_into(temp, type(original), prefix, wanted, wanted_moods)
@@ -161,10 +161,11 @@ def write_tags(
 
 
 def remove_stale_temps(path: Path) -> int:
-    """Delete the temp copies killed writers left in path's folder; returns how many.
+    """Delete the temp copies killed writers left beside path (beside its target, for
+    a symlink: that is where they are made); returns how many.
 
     Safe at any time: a temp copy a live writer (in any process) holds is kept."""
-    return remove_abandoned_in(Path(path).parent)
+    return remove_abandoned_in(Path(os.path.realpath(path)).parent)
 
 
 # --------------------------------------------------------------------------

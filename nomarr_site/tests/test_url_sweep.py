@@ -191,10 +191,10 @@ ACTIONS = [
     # models and scans (staff)
     Action("reload-models", "models", lambda e: {}, generation_moved, setup=generation_was),
     Action("scan", "library:scan-action", lambda e: {"action": "scan"},
-           lambda e: Scan.objects.filter(root=e.root, full=False).exists(),
+           lambda e: Scan.objects.filter(root=e.root, full=False, trigger="web").exists(),
            kwargs=lambda e: {"root_id": e.root.pk}),
     Action("full-scan", "library:scan-action", lambda e: {"action": "full"},
-           lambda e: Scan.objects.filter(root=e.root, full=True).exists(),
+           lambda e: Scan.objects.filter(root=e.root, full=True, trigger="web").exists(),
            kwargs=lambda e: {"root_id": e.root.pk}),
     Action("cancel-scan", "library:scan-action", lambda e: {"action": "cancel"},
            lambda e: Scan.objects.get(pk=e.scan.pk).cancel_requested,
@@ -246,6 +246,7 @@ def env(make_library, make_audio, settings, private_cache) -> Env:
     scan_root(root)
     settings.NOMARR_PLAYLIST_DIR = str(folder / "Playlists")
     key, _ = APIKey.objects.create_key(name="lidarr")
+    WorkerState.get()  # the row every page reads (made on first use)
     return Env(root, song, LibraryFile.objects.get(path=str(song)), folder / "Playlists", key=key)
 
 

@@ -15,7 +15,8 @@ def cluster(library, tmp_path):
     started = []
 
     def start() -> ManageProcess:
-        started.append(ManageProcess(["qcluster"], library, tmp_path / "qcluster.log").start())
+        # `workers`: django-q2's cluster under Nomarr's watchdog, as `serve` runs it.
+        started.append(ManageProcess(["workers"], library, tmp_path / "workers.log").start())
         return started[-1]
 
     yield start

@@ -530,11 +530,11 @@ def test_the_schema_documents_every_endpoint(live_server, library):
     schema = response.json()
     paths = schema["paths"]
     expected = {
-        "/api/v1/tag": {"200", "202", "400", "401", "403", "404", "503"},
+        "/api/v1/tag": {"200", "202", "400", "401", "403", "404", "413", "503"},
         "/api/v1/list": {"200", "400", "401"},
         "/api/v1/status/{job_id}": {"200", "401", "404"},
         "/api/v1/info": {"200", "401"},
-        "/api/v1/lidarr": {"200", "202", "400", "401"},
+        "/api/v1/lidarr": {"200", "202", "400", "401", "413"},
         "/api/v1/admin/queue/remove": {"200", "400", "401", "403", "404", "409"},
         "/api/v1/admin/queue/flush": {"200", "400", "401", "403", "409"},
         "/api/v1/admin/queue/cleanup": {"200", "400", "401", "403"},

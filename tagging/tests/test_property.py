@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from rest_framework_api_key.models import APIKey
 
@@ -48,12 +48,24 @@ MAGIC = [b"", b"ID3\x04\x00\x00", b"fLaC", b"OggS\x00\x02", b"RIFF\x24\x00\x00\x
 MAGIC += [b"FORM\x00\x00\x00\x00AIFFCOMM", b"\x00\x00\x00\x20ftypM4A ", b"\xff\xfb\x90\x64"]
 
 
+# Text as clients send it, and as they should not: lone surrogates (valid JSON escapes,
+# no valid file name), NUL, names past the 255-byte limit.
+HOSTILE_TEXT = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet=st.characters(exclude_categories=()), max_size=12),
+    st.sampled_from(["\ud800", "\udfff", "\x00", "a\x00b", "\u00e9" * 200, "x" * 300]),
+)
+
+
 def fuzz_settings(examples: int, **extra) -> settings:
     return settings(
         max_examples=examples * SCALE,
         deadline=None,
         database=None,
         derandomize=SCALE == 1,
+        # No shrinking: it reruns a failure hundreds of times (minutes, with real
+        # models); the first failing example is reported as it was found.
+        phases=[Phase.explicit, Phase.generate],
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         **extra,
     )
@@ -82,14 +94,15 @@ def temps_in(folder: Path) -> list[str]:
     return [name for name in os.listdir(folder) if name.startswith(TEMP_PREFIX)]
 
 
-def packets(path: Path) -> tuple[int, str]:
-    """ffmpeg's hash of the audio packets (and whether it could read them at all)."""
+def packets(path: Path) -> tuple[str, bool]:
+    """ffmpeg's hash of the audio packets, and whether ffmpeg read them cleanly (no
+    CRC mismatch, no lost sync, no error)."""
     done = subprocess.run(
-        ["ffmpeg", "-v", "quiet", "-nostdin", "-i", str(path),
+        ["ffmpeg", "-v", "warning", "-nostdin", "-i", str(path),
          "-map", "0:a", "-c", "copy", "-f", "hash", "-hash", "sha256", "-"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    return done.returncode, done.stdout.strip()
+    return done.stdout.strip(), done.returncode == 0 and not done.stderr.strip()
 
 
 @pytest.fixture(scope="module")
@@ -165,14 +178,19 @@ def test_a_damaged_real_file_is_tagged_whole_or_left_as_it_was(catalog, short_so
                 else:
                     handle.seek(min(at, os.fstat(handle.fileno()).st_size))
                     handle.write(chunk)
-        before, audio_before = path.read_bytes(), packets(path)
+        before = path.read_bytes()
+        audio_before, clean = packets(path)
 
         result = call_tag_file(path)
 
         assert result.status in {"tagged", "skipped", "error"}, result
         assert temps_in(Path(folder)) == []
         if result.status == "tagged":
-            assert packets(path) == audio_before
+            # Audio ffmpeg reads cleanly keeps every packet. (Audio it already finds
+            # damaged may read differently once the tags are rewritten: mutagen gives a
+            # damaged Ogg page a fresh CRC.)
+            if clean:
+                assert packets(path) == (audio_before, True)
             version = read_tags(path, keys.namespace())[keys.version_key()]
             assert version == [catalog.fingerprint]
         else:
@@ -212,14 +230,14 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 NAMES = ["random.mp3", "empty.flac", "folder.ogg", "loop.mp3", "dangling.opus", "pipe.wav"]
 NAMES += ["short.flac", "nothing.mp3", "..", ".", "", "x" * 300 + ".mp3", "folder.ogg/inner.mp3"]
-SEGMENT = st.one_of(st.sampled_from(NAMES), st.text(max_size=20))
+SEGMENT = st.one_of(st.sampled_from(NAMES), HOSTILE_TEXT)
 
 
 @fuzz_settings(60)
 @given(
     segments=st.lists(SEGMENT, max_size=4),
     rooted=st.booleans(),
-    wild=st.one_of(st.none(), st.text(max_size=40)),
+    wild=st.one_of(st.none(), HOSTILE_TEXT),
 )
 def test_an_odd_path_is_an_error_result_never_an_exception(
     catalog, odd_tree, segments, rooted, wild
@@ -276,7 +294,11 @@ def webhook_world(make_library, make_audio, private_cache, tmp_path):
 
 def json_values() -> st.SearchStrategy:
     scalars = st.one_of(
-        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30)
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        HOSTILE_TEXT,
     )
     return st.recursive(
         scalars,
@@ -290,7 +312,7 @@ def json_values() -> st.SearchStrategy:
 @st.composite
 def webhook_payloads(draw, paths: list[str]):
     """Mostly Lidarr-shaped payloads whose paths and fields go wrong in every way."""
-    path = st.one_of(st.sampled_from(paths), st.text(max_size=40), json_values())
+    path = st.one_of(st.sampled_from(paths), HOSTILE_TEXT, json_values())
     track = st.fixed_dictionaries(
         {"path": path},
         optional={"previousPath": path, "id": json_values(), "quality": json_values()},
@@ -298,7 +320,7 @@ def webhook_payloads(draw, paths: list[str]):
     tracks = st.one_of(st.lists(track, max_size=5), json_values())
     event = st.one_of(
         st.sampled_from(["Download", "Retag", "Rename", "Test", "download", " Rename ", ""]),
-        st.text(max_size=20),
+        HOSTILE_TEXT,
         json_values(),
     )
     payload = draw(
@@ -348,7 +370,9 @@ def test_the_webhook_answers_any_payload_without_a_server_error(live_server, web
     @given(
         body=st.one_of(
             st.binary(max_size=512),
-            st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+            st.text(alphabet=st.characters(exclude_categories=()), max_size=200).map(
+                lambda t: t.encode("utf-8", "surrogatepass")
+            ),
         ),
         content_type=st.sampled_from(["application/json", "text/plain", "", "application/xml"]),
     )

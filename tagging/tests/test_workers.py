@@ -48,15 +48,15 @@ def test_a_real_worker_tags_a_queued_file(cluster, make_audio, library, audio_st
 
 
 def test_queueing_a_file_twice_gives_the_same_job(library, make_audio):
-    song = make_audio("flac")
+    song = Path(make_audio("flac").rename(library / "song.flac"))
     first, created = jobs.queue_file(song)
     second, created_again = jobs.queue_file(song)
     assert created and not created_again and first.pk == second.pk
     assert Job.objects.count() == 1
 
 
-def test_a_paused_worker_starts_nothing_until_resumed(cluster, make_audio):
-    song = make_audio("ogg")
+def test_a_paused_worker_starts_nothing_until_resumed(cluster, make_audio, library):
+    song = Path(make_audio("ogg").rename(library / "song.ogg"))
     cluster()
     jobs.set_paused(True)
     job, _ = jobs.queue_file(song)

@@ -6,7 +6,10 @@ from tagging import jobs
 
 
 class Command(BaseCommand):
-    help = "--stuck: running jobs whose worker died or timed out; --errors: failed jobs."
+    help = (
+        "--stuck: running jobs whose worker died or timed out, and every pending job sent "
+        "to the workers again; --errors: failed jobs."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--stuck", action="store_true")
@@ -16,6 +19,9 @@ class Command(BaseCommand):
         if not options["stuck"] and not options["errors"]:
             raise CommandError("give --stuck, --errors or both")
         if options["stuck"]:
-            self.stdout.write(f"reset {jobs.reset_stuck()} stuck jobs")
+            # A pending job whose message died with a worker looks fine but never runs:
+            # sending every pending job again is harmless (a job is claimed once).
+            reset, sent = jobs.recover()
+            self.stdout.write(f"reset {reset} stuck jobs; sent {sent} pending jobs again")
         if options["errors"]:
             self.stdout.write(f"reset {jobs.reset_errors()} failed jobs")

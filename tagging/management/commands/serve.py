@@ -21,6 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from tagging import jobs
+from tagging.signals import serve_starting
 
 ANY_ADDRESS = {"0.0.0.0", "::"}  # noqa: S104
 #: Seconds a stopping child gets beyond NOMARR_STOP_GRACE before it is killed.
@@ -63,13 +64,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        from accounts.bootstrap import ensure_admin
-
         call_command("migrate", interactive=False, verbosity=0)
-        password = ensure_admin()
-        if password:
-            # Shown once: only the hash is stored. Change it with `manage.py changepassword admin`.
-            self.stdout.write(f"Created the first user: admin / {password}")
+        # The first start's admin password (accounts answers it) is shown once here.
+        for _receiver, line in serve_starting.send(sender=self.__class__):
+            if line:
+                self.stdout.write(str(line))
         commands = {
             "web": [
                 # daphne, answering 414/431 to requests too large to read

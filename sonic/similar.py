@@ -1,0 +1,282 @@
+"""What users get from the embeddings: similar tracks, instant mixes, sonic paths, duplicates.
+
+Every function takes LibraryFile rows and gives LibraryFile rows, and answers in
+words when it cannot: `NotAnalysed` (the file has no embedding of the current
+model set: never analysed, or analysed by another model set, which is stale and
+never mixed with the current one), `EmptyLibrary` (no file has one yet). The
+searching itself is sonic/index.py's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from library import analytics
+from library.models import LibraryFile
+from sonic import index as sonic_index
+from sonic.models import TrackEmbedding
+from sonic.storage import current_model_set
+
+#: Bounds of every count a user may ask for (similar tracks, mix length, path steps).
+MAX_COUNT = 200
+MAX_STEPS = 100
+
+
+class SonicError(Exception):
+    """The request cannot be answered; the message says why."""
+
+
+class NotAnalysed(SonicError):
+    """The file has no embedding of the current model set; `stale` when it has one of another."""
+
+    def __init__(self, file: LibraryFile, stale: bool) -> None:
+        self.file, self.stale = file, stale
+        if stale:
+            message = (
+                f"{file.path} was analysed by another model set; its embedding is stale until "
+                "it is analysed again (`manage.py embed`, or queue it)"
+            )
+        else:
+            message = (
+                f"{file.path} is not analysed yet: queue it for tagging, or run `manage.py embed`"
+            )
+        super().__init__(message)
+
+
+class EmptyLibrary(SonicError):
+    def __init__(self) -> None:
+        super().__init__(
+            "no track of the library is analysed with the current models yet: tag some "
+            "files (or run `manage.py embed`) first"
+        )
+
+
+@dataclass
+class Match:
+    file: LibraryFile
+    score: float  # cosine similarity, 1 = the same sound
+
+
+def space() -> tuple[str, str]:
+    """(backbone, model set) of the searched embeddings; EmptyLibrary when there are none."""
+    model_set = current_model_set()
+    if not model_set:
+        raise EmptyLibrary()
+    return sonic_index.search_backbone(), model_set
+
+
+def index() -> sonic_index.Index:
+    backbone, model_set = space()
+    found = sonic_index.get_index(backbone, model_set)
+    if not len(found):
+        raise EmptyLibrary()
+    return found
+
+
+def vector_of(file: LibraryFile) -> np.ndarray:
+    """The file's mean embedding in the searched space; NotAnalysed when it has none."""
+    backbone, model_set = space()
+    row = TrackEmbedding.objects.filter(file=file, backbone=backbone).first()
+    if row is None or row.model_set != model_set:
+        raise NotAnalysed(file, stale=row is not None)
+    return sonic_index.normalise(row.mean[None, :])[0]
+
+
+def _files(hits: Iterable[sonic_index.Hit]) -> list[Match]:
+    """The hits' files, in order; a file gone since the index last looked is left out."""
+    hits = list(hits)
+    rows = LibraryFile.objects.in_bulk([hit.file_id for hit in hits])
+    return [Match(rows[hit.file_id], hit.score) for hit in hits if hit.file_id in rows]
+
+
+def similar(file: LibraryFile, count: int = 20) -> list[Match]:
+    """The count tracks that sound most like file (not itself), best first."""
+    check_count(count, "count", MAX_COUNT)
+    query = vector_of(file)
+    found = index()
+    return _files(found.search(query, count + 4, exclude={file.pk}))[:count]
+
+
+def check_count(value: int, name: str, maximum: int, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise SonicError(f"{name} must be a whole number from {minimum} to {maximum}")
+
+
+# --- instant mix ------------------------------------------------------------------------
+
+
+@dataclass
+class MixOptions:
+    """The filters of an instant mix."""
+
+    count: int = 25
+    artist_gap: int = 3  # no track by the same artist within this many tracks
+    per_album: int = 2  # at most this many tracks of one album (0: no limit)
+    min_duration: float | None = 60.0  # seconds; None: no bound
+    max_duration: float | None = 900.0  # keeps 2-hour DJ mixes out
+    include_seeds: bool = True
+    allowed: set[int] | None = None  # file ids the mix may use (a mood or tier constraint)
+
+
+def _artist(file: LibraryFile) -> str:
+    return (file.artist or file.album_artist).strip().casefold()
+
+
+def _album(file: LibraryFile) -> tuple[str, str]:
+    return ((file.album_artist or file.artist).strip().casefold(), file.album.strip().casefold())
+
+
+def mix(seeds: Sequence[LibraryFile], options: MixOptions) -> list[LibraryFile]:
+    """options.count tracks that sound like the seeds (their mean), the filters kept:
+    the seeds first when included, then the nearest tracks that break no filter."""
+    check_count(options.count, "count", MAX_COUNT)
+    if not seeds:
+        raise SonicError("give at least one seed track")
+    vectors = [vector_of(seed) for seed in seeds]
+    found = index()
+    query = np.mean(vectors, axis=0)
+    chosen: list[LibraryFile] = list(seeds) if options.include_seeds else []
+    seed_ids = {seed.pk for seed in seeds}
+    wanted = options.count * 20 + 100
+    while True:
+        matches = _files(found.search(query, wanted, exclude=seed_ids))
+        picked = _pick(matches, chosen, options)
+        if len(picked) >= options.count or wanted >= len(found):
+            return picked[: options.count]
+        wanted *= 4
+
+
+def _pick(matches: list[Match], start: list[LibraryFile], options: MixOptions) -> list[LibraryFile]:
+    chosen = list(start)
+    albums: dict[tuple[str, str], int] = {}
+    for file in chosen:
+        albums[_album(file)] = albums.get(_album(file), 0) + 1
+    for match in matches:
+        if len(chosen) >= options.count:
+            break
+        file = match.file
+        if options.allowed is not None and file.pk not in options.allowed:
+            continue
+        if options.min_duration is not None and (file.duration or 0) < options.min_duration:
+            continue
+        if options.max_duration is not None and (file.duration or 0) > options.max_duration:
+            continue
+        album = _album(file)
+        if options.per_album and album[1] and albums.get(album, 0) >= options.per_album:
+            continue
+        artist = _artist(file)
+        recent = chosen[-options.artist_gap :] if options.artist_gap else []
+        if artist and any(_artist(other) == artist for other in recent):
+            continue
+        chosen.append(file)
+        albums[album] = albums.get(album, 0) + 1
+    return chosen
+
+
+def seeds_of(
+    album: str = "", artist: str = "", files: Iterable[LibraryFile] = ()
+) -> list[LibraryFile]:
+    """Seed tracks: the given files, or every analysed track of an album or an artist."""
+    seeds = list(files)
+    if album or artist:
+        rows = LibraryFile.objects.all()
+        if album:
+            rows = rows.filter(album__iexact=album)
+        if artist:
+            rows = rows.filter(artist__iexact=artist) | rows.filter(album_artist__iexact=artist)
+        backbone, model_set = space()
+        rows = rows.filter(embeddings__backbone=backbone, embeddings__model_set=model_set)
+        seeds += list(rows.distinct()[:MAX_COUNT])
+        if not seeds:
+            raise SonicError("no analysed track matches that album or artist")
+    return seeds
+
+
+def allowed_by_mood(mood: str, tier: str = "") -> set[int] | None:
+    """The ids of the files carrying the mood word (at tier: a tier or a mood set's
+    name, "regular" by default), as the library's search finds them; None for no mood."""
+    if not mood:
+        return None
+    tier = tier or "regular"
+    tier_keys = [label.tier_key for label in analytics.mood_words().get(mood, [])]
+    files = LibraryFile.objects.search("", mood, tier, tier_keys)
+    return set(files.values_list("id", flat=True))
+
+
+# --- sonic path --------------------------------------------------------------------------
+
+
+def path(start: LibraryFile, end: LibraryFile, steps: int = 10) -> list[LibraryFile]:
+    """steps tracks from start to end (both included), each the nearest unused track to
+    its point on the line between them, and never the artist of the track before."""
+    check_count(steps, "steps", MAX_STEPS, minimum=2)
+    a, b = vector_of(start), vector_of(end)
+    found = index()
+    chosen = [start]
+    used = {start.pk, end.pk}
+    for step in range(1, steps - 1):
+        t = step / (steps - 1)
+        point = (1 - t) * a + t * b
+        wanted = 32
+        while True:
+            pick = None
+            for match in _files(found.search(point, wanted, exclude=used)):
+                before = _artist(chosen[-1])
+                if before and _artist(match.file) == before:
+                    continue
+                if step == steps - 2 and _artist(end) and _artist(match.file) == _artist(end):
+                    continue
+                pick = match.file
+                break
+            if pick is not None or wanted >= len(found):
+                break
+            wanted *= 4
+        if pick is None:
+            break  # the library has no more tracks to walk through
+        chosen.append(pick)
+        used.add(pick.pk)
+    return [*chosen, end]
+
+
+# --- possible duplicates -----------------------------------------------------------------
+
+
+@dataclass
+class Duplicate:
+    files: list[LibraryFile]
+    score: float
+
+
+def duplicates(
+    threshold: float = 0.995, duration_tolerance: float = 2.0, limit: int = 500
+) -> list[Duplicate]:
+    """Pairs of tracks whose embeddings (cosine >= threshold) and durations (within
+    duration_tolerance seconds) nearly coincide, best first. Nomarr never deletes any."""
+    found = index()
+    files = found.files
+    pairs: list[tuple[float, int, int]] = []
+    block = 1024
+    for start in range(0, len(files), block):
+        scores = found.matrix[start : start + block] @ found.matrix.T
+        rows, cols = np.nonzero(scores >= threshold)
+        for row, col in zip(rows, cols, strict=True):
+            i, j = start + int(row), int(col)
+            if i < j and files[i] != files[j]:
+                pairs.append((float(scores[row, col]), int(files[i]), int(files[j])))
+    pairs.sort(reverse=True)
+    rows_by_id = LibraryFile.objects.in_bulk({f for _, a, b in pairs for f in (a, b)})
+    result = []
+    for score, a, b in pairs:
+        one, two = rows_by_id.get(a), rows_by_id.get(b)
+        if one is None or two is None:
+            continue
+        if one.duration is not None and two.duration is not None:
+            if abs(one.duration - two.duration) > duration_tolerance:
+                continue
+        result.append(Duplicate([one, two], score))
+        if len(result) >= limit:
+            break
+    return result
