@@ -1,8 +1,8 @@
 """The settings and keys page: library roots, what the environment sets, and API keys.
 
 Everyone logged in sees the page; changing roots and managing API keys is for staff
-(others get 403). A new key is shown once, in the response to the request that made
-it (never cached); afterwards only its prefix is ever shown.
+(others get 403: nomarr_site/roles.py). A new key is shown once, in the response to
+the request that made it (never cached); afterwards only its prefix is ever shown.
 """
 
 from __future__ import annotations

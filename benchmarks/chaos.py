@@ -59,8 +59,10 @@ from nomarr_site.workers import pid_alive  # noqa: E402
 SHARED = BASE_DIR.parent / "shared"
 CLIP = SHARED / "fixtures/audio/joram-moments_of_clarity-08-solipsism-59-88.mp3"
 FIXTURE_HEADS = SHARED / "fixtures/essentia-models"
-PYTHON = str(BASE_DIR / ".venv/bin/python") if (BASE_DIR / ".venv/bin/python").exists() else (
-    sys.executable
+PYTHON = (
+    str(BASE_DIR / ".venv/bin/python")
+    if (BASE_DIR / ".venv/bin/python").exists()
+    else (sys.executable)
 )
 #: One real file per container Nomarr tags (low bitrates: they need to be real, not good).
 FORMATS = {
@@ -184,13 +186,16 @@ class Original:
 
 
 def make_sources(folder: Path) -> tuple[dict[str, Original], Path]:
-    """A 30-s file of each format with the user's tags, and a 3-minute FLAC."""
+    """A 10-s file of each format with the user's tags (long enough to be analysed,
+    short enough for many runs), and a 3-minute FLAC (a job that runs for a while)."""
     folder.mkdir(parents=True)
     meta = [arg for key, value in USER_TAGS.items() for arg in ("-metadata", f"{key}={value}")]
     sources = {}
     for fmt, codec in FORMATS.items():
         target = folder / f"source.{fmt}"
-        ffmpeg("-i", str(CLIP), "-vn", "-map_metadata", "-1", "-t", "30", *meta, *codec, str(target))
+        ffmpeg(
+            "-i", str(CLIP), "-vn", "-map_metadata", "-1", "-t", "10", *meta, *codec, str(target)
+        )
         sources[fmt] = Original(target, sha256(target), audio_hash(target), user_tags(target))
     long_track = folder / "long.flac"
     ffmpeg("-stream_loop", "5", "-i", str(CLIP), "-vn", *meta, "-c:a", "flac", str(long_track))
@@ -315,8 +320,8 @@ def run_tag_once(sandbox: Sandbox, target: Path, log: str) -> tuple[float, float
         raise SystemExit("calibration: `manage.py tag` did not finish in 900 s")
     if proc.returncode != 0 or seen is None:
         raise SystemExit(
-            f"calibration: `manage.py tag` exited {proc.returncode}, temp seen: {seen is not None}; "
-            f"see {sandbox.logs / log}"
+            f"calibration: `manage.py tag` exited {proc.returncode}, "
+            f"temp file seen: {seen is not None}; see {sandbox.logs / log}"
         )
     return seen - started, (gone or time.monotonic()) - seen, total
 
@@ -340,7 +345,7 @@ def campaign_writes(sandbox: Sandbox, sources: dict[str, Original], kills: int, 
     shutil.copyfile(sources["flac"].path, calibration)
     to_temp, window, total = run_tag_once(sandbox, calibration, "tag-calibration.log")
     say(
-        f"calibration (flac, 30 s): temp file after {to_temp:.1f} s, for {window * 1000:.0f} ms; "
+        f"calibration (flac, 10 s): temp file after {to_temp:.1f} s, for {window * 1000:.0f} ms; "
         f"run {total:.1f} s"
     )
     figures = KillFigures()
@@ -509,18 +514,60 @@ def worker_pid(row) -> int | None:
 
 
 @dataclass
-class Round:
-    kind: str
-    recovered: bool
-    seconds: float | None
+class Followed:
+    """What became of a job after a kill: seconds until a worker took it (again), and
+    until it finished; None for what did not happen before the deadline."""
+
+    picked_up: float | None
+    finished: float | None
     status: str
     attempts: int
+    error: str
+
+
+def follow(
+    job_ids: list[int], since: float, attempts_before: dict[int, int], timeout: float
+) -> dict[int, Followed]:
+    """Watch jobs together from `since` (a monotonic time) until all are finished or
+    timeout: when a worker took each one (again), and when it finished."""
+    from tagging.models import Job
+
+    picked: dict[int, float] = {}
+    ended: dict[int, Followed] = {}
+    deadline = since + timeout
+    rows = {}
+    while len(ended) < len(job_ids) and time.monotonic() < deadline:
+        now = time.monotonic() - since
+        rows = Job.objects.in_bulk(job_ids)
+        for job_id, row in rows.items():
+            if job_id in ended:
+                continue
+            if job_id not in picked and row.attempts > attempts_before.get(job_id, 0):
+                picked[job_id] = now
+            if row.status in Job.FINISHED:
+                ended[job_id] = Followed(
+                    picked.get(job_id), now, row.status, row.attempts, row.error
+                )
+        time.sleep(0.1)
+    for job_id in job_ids:
+        if job_id not in ended:
+            row = rows.get(job_id) or job(job_id)
+            ended[job_id] = Followed(picked.get(job_id), None, row.status, row.attempts, row.error)
+    return ended
+
+
+def seconds(value: float | None) -> str:
+    return f"{value:.1f} s" if value is not None else "never"
+
+
+@dataclass
+class Round:
+    kind: str
+    followed: Followed | None
     note: str = ""
 
 
-def campaign_workers(
-    sandbox: Sandbox, serve: Serve, short: list[Path], long_track: Path, args, rng
-) -> list[Round]:
+def campaign_workers(serve: Serve, short: list[Path], long_track: Path, args, rng) -> list[Round]:
     from tagging.models import Job
 
     say(f"\n== 2. kill -9 of workers under serve ({args.idle_kills} idle, {args.busy_kills} busy)")
@@ -533,15 +580,27 @@ def campaign_workers(
             say(f"   {stopped['survivors']} process(es) outlived SIGTERM + grace (killed)")
         serve.start()
 
+    def line(kind: str, n: int, total: int, what: str, after: Followed, note: str = "") -> None:
+        outcome = (
+            f"{after.status} {after.finished:.1f} s after the kill"
+            if after.finished is not None
+            else f"STUCK ({after.status})"
+        )
+        say(
+            f"{kind} {n + 1:>2}/{total}: {what}; picked up after {seconds(after.picked_up)}, "
+            f"{outcome} (attempts {after.attempts}"
+            f"{', ' + after.error[:90] if after.error else ''}){' ' + note if note else ''}"
+        )
+
     warm = serve.queue(short[0])
     if not wait_for(lambda: finished(warm), 600):
         raise SystemExit("the first job (loading the models) did not finish in 600 s")
-    say(f"warm-up job done: {job(warm).status}")
+    say(f"warm-up job: {job(warm).status}")
     for n in range(args.idle_kills):
         ran = serve.queue(short[n % len(short)])
         row = wait_for(lambda ran=ran: finished(ran), args.stuck_after)
         if row is None:
-            rounds.append(Round("idle", False, None, job(ran).status, job(ran).attempts, "setup"))
+            rounds.append(Round("idle", None, "the job before the kill did not finish"))
             restart("a job before the kill did not finish")
             continue
         pid = worker_pid(row)
@@ -552,16 +611,10 @@ def campaign_workers(
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         queued = serve.queue(short[(n + 1) % len(short)])
-        done = wait_for(lambda queued=queued: finished(queued), args.stuck_after)
-        seconds = time.monotonic() - killed if done else None
-        last = job(queued)
-        rounds.append(Round("idle", done is not None, seconds, last.status, last.attempts))
-        say(
-            f"idle {n + 1:>2}/{args.idle_kills}: killed worker {pid}; the next job "
-            + (f"{last.status} {seconds:.1f} s after the kill" if done else "STUCK")
-            + f" (attempts {last.attempts})"
-        )
-        if not done:
+        after = follow([queued], killed, {}, args.stuck_after)[queued]
+        rounds.append(Round("idle", after))
+        line("idle", n, args.idle_kills, f"killed idle worker {pid}, queued a file", after)
+        if after.finished is None:
             restart("stuck")
     for n in range(args.busy_kills):
         ran = serve.queue(long_track)
@@ -569,7 +622,7 @@ def campaign_workers(
             lambda ran=ran: (r := job(ran)) and r.status == Job.Status.RUNNING and r, 120
         )
         if not row:
-            rounds.append(Round("busy", False, None, job(ran).status, job(ran).attempts, "setup"))
+            rounds.append(Round("busy", None, "the job never started"))
             say(f"busy {n + 1}: the job never started (status {job(ran).status})")
             restart("the job never started")
             continue
@@ -579,27 +632,19 @@ def campaign_workers(
         if row.status != Job.Status.RUNNING or pid is None or not pid_alive(pid):
             say(f"busy {n + 1}: the job is {row.status} before the kill; skipped")
             continue
+        progress = (row.progress or {}).get("model", "")
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
-        done = wait_for(lambda ran=ran: finished(ran), args.stuck_after)
-        seconds = time.monotonic() - killed if done else None
-        last = job(ran)
+        after = follow([ran], killed, {ran: row.attempts}, args.stuck_after)[ran]
         note = ""
-        if done:
-            judged = audio_hash(long_track)
-            note = "" if judged == LONG_AUDIO[0] else "audio changed!"
-        rounds.append(Round("busy", done is not None, seconds, last.status, last.attempts, note))
-        say(
-            f"busy {n + 1:>2}/{args.busy_kills}: killed worker {pid} mid-job; the job "
-            + (f"{last.status} {seconds:.1f} s after the kill" if done else "STUCK")
-            + f" (attempts {last.attempts}{', ' + last.error[:80] if last.error else ''}) {note}"
-        )
-        if not done:
+        if after.finished is not None and audio_hash(long_track) != args.long_audio:
+            note = "the long track's audio changed!"
+        rounds.append(Round("busy", after, note))
+        what = f"killed busy worker {pid} (in {progress or 'the analysis'})"
+        line("busy", n, args.busy_kills, what, after, note)
+        if after.finished is None:
             restart("stuck")
     return rounds
-
-
-LONG_AUDIO: list[str] = []
 
 
 def campaign_group(serve: Serve, short: list[Path], long_track: Path, args, rng) -> list[dict]:
@@ -611,24 +656,30 @@ def campaign_group(serve: Serve, short: list[Path], long_track: Path, args, rng)
         ids = [serve.queue(long_track)] + [serve.queue(path) for path in short[:3]]
         wait_for(lambda: Job.objects.filter(status=Job.Status.RUNNING).exists(), 120)
         time.sleep(rng.uniform(0.5, 4.0))
-        statuses = Counter(job(i).status for i in ids)
+        before = {i: job(i) for i in ids}
         killed = serve.hard_kill()
         restarted = time.monotonic()
         up = serve.start(wait_workers=False)
-        done = wait_for(lambda ids=ids: all(finished(i) for i in ids), args.stuck_after)
-        seconds = time.monotonic() - restarted if done else None
-        final = Counter(job(i).status for i in ids)
-        results.append(
-            {"killed": killed, "jobs": len(ids), "before": dict(statuses), "after": dict(final),
-             "all_done_s": seconds, "api_up_s": up}
-        )  # fmt: skip
+        attempts = {i: row.attempts for i, row in before.items()}
+        ends = list(follow(ids, restarted, attempts, args.stuck_after).values())
+        done = [e.finished for e in ends if e.finished is not None]
+        picked = [e.picked_up for e in ends if e.picked_up is not None]
+        result = {
+            "killed": killed,
+            "jobs": len(ids),
+            "before": dict(Counter(row.status for row in before.values())),
+            "after": dict(Counter(e.status for e in ends)),
+            "api_up_s": up,
+            "first_picked_up_s": min(picked) if picked else None,
+            "all_done_s": max(done) if len(done) == len(ids) else None,
+        }
+        results.append(result)
         say(
             f"group {n + 1}/{args.group_kills}: {killed} processes killed with jobs "
-            f"{dict(statuses)}; restarted, API up in {up:.1f} s; "
-            + (f"all {len(ids)} jobs finished {seconds:.1f} s after the restart"
-               if done else f"STUCK after {args.stuck_after:.0f} s")
-            + f" -> {dict(final)}"
-        )  # fmt: skip
+            f"{result['before']}; restarted: API up after {up:.1f} s, first job picked up "
+            f"after {seconds(result['first_picked_up_s'])}, all {len(ids)} finished after "
+            f"{seconds(result['all_done_s'])} -> {result['after']}"
+        )
     return results
 
 
@@ -660,27 +711,31 @@ def report(writes: dict | None, rounds: list[Round], groups: list[dict], stop: d
         for line in writes["damaged"]:
             say(f"        DAMAGED {line}")
     for kind in ("idle", "busy"):
-        mine = [r for r in rounds if r.kind == kind]
+        mine = [r.followed for r in rounds if r.kind == kind]
         if not mine:
             continue
-        done = [r for r in mine if r.recovered and r.status == "done"]
-        stuck = [r for r in mine if not r.recovered]
-        failed = [r for r in mine if r.recovered and r.status != "done"]
+        ends = [f for f in mine if f is not None]
+        done = [f for f in ends if f.finished is not None and f.status == "done"]
+        stuck = [f for f in ends if f.finished is None] + [f for f in mine if f is None]
+        failed = [f for f in ends if f.finished is not None and f.status != "done"]
+        notes = "; ".join(r.note for r in rounds if r.kind == kind and r.note)
         say(
             f"workers, {kind}: {len(mine)} kill -9: jobs done {len(done)}, failed {len(failed)}, "
-            f"stuck {len(stuck)}; kill -> job done median / max "
-            f"{spread([r.seconds for r in mine if r.seconds is not None])} s; attempts "
-            f"{dict(Counter(r.attempts for r in mine))}"
-            + ("; " + "; ".join(r.note for r in mine if r.note) if any(r.note for r in mine) else "")
+            f"stuck {len(stuck)}; kill -> picked up median / max "
+            f"{spread([f.picked_up for f in ends if f.picked_up is not None])} s, -> done "
+            f"{spread([f.finished for f in ends if f.finished is not None])} s; attempts "
+            f"{dict(Counter(f.attempts for f in ends))}{'; ' + notes if notes else ''}"
         )
     if groups:
         times = [g["all_done_s"] for g in groups if g["all_done_s"] is not None]
         stuck = sum(1 for g in groups if g["all_done_s"] is None)
         jobs_done = sum(g["after"].get("done", 0) for g in groups)
+        jobs = sum(g["jobs"] for g in groups)
+        picked = [g["first_picked_up_s"] for g in groups if g["first_picked_up_s"] is not None]
         say(
-            f"group: {len(groups)} kill -9 of every process: jobs {sum(g['jobs'] for g in groups)}, "
-            f"done {jobs_done}, stuck rounds {stuck}; restart -> all done median / max "
-            f"{spread(times)} s"
+            f"group: {len(groups)} kill -9 of every process: jobs {jobs}, done {jobs_done}, "
+            f"stuck rounds {stuck}; restart -> first job picked up median / max "
+            f"{spread(picked)} s, -> all done {spread(times)} s"
         )
     if stop:
         say(
@@ -731,11 +786,11 @@ def main() -> None:
                 shutil.copyfile(sources[fmt].path, short[-1])
             long_track = work / "long.flac"
             shutil.copyfile(long_source, long_track)
-            LONG_AUDIO.append(audio_hash(long_track))
+            args.long_audio = audio_hash(long_track)
             serve = Serve(sandbox)
             say(f"\nserve up in {serve.start():.1f} s on {serve.base}")
             if "workers" in only:
-                rounds = campaign_workers(sandbox, serve, short, long_track, args, rng)
+                rounds = campaign_workers(serve, short, long_track, args, rng)
             if "group" in only:
                 groups = campaign_group(serve, short, long_track, args, rng)
             stop = serve.stop()
@@ -744,7 +799,8 @@ def main() -> None:
             if left:
                 say(f"temp files left under the workers' files: {len(left)}")
         report(writes, rounds, groups, stop)
-        say(f"\n(campaign took {(time.monotonic() - began) / 60:.1f} min; logs in {workdir}/logs)")
+        kept = f"; logs in {workdir}/logs" if args.keep else ""
+        say(f"\n(the campaign took {(time.monotonic() - began) / 60:.1f} min{kept})")
     finally:
         if serve is not None and serve.proc is not None:
             kill_all(serve.group())

@@ -1,4 +1,6 @@
-"""Library pages: browse and search the files, one file's scores, scans, analytics."""
+"""Library pages: browse and search the files, one file's scores, scans, analytics.
+
+Who may see and use each page is nomarr_site/roles.py's table (scans are for staff)."""
 
 from __future__ import annotations
 

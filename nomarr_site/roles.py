@@ -40,6 +40,7 @@ from rest_framework_api_key.models import APIKey
 
 __all__ = [
     "ACCESS",
+    "API_NAMESPACES",
     "Access",
     "HasRole",
     "Role",
@@ -129,9 +130,10 @@ ACCESS: dict[str, Access] = {
     "api:redoc": PUBLIC,
 }
 
-#: URL namespaces whose views check for themselves: the API (`HasRole`, after DRF's
-#: authentication) and Django's admin.
-SELF_CHECKING = frozenset({"api", "sonic-api", "admin"})
+#: The API's URL namespaces: their views check with `HasRole`, after DRF's authentication.
+API_NAMESPACES = frozenset({"api", "sonic-api"})
+#: URL namespaces whose views check for themselves: the API's and Django's admin.
+SELF_CHECKING = API_NAMESPACES | {"admin"}
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

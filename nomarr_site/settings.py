@@ -285,8 +285,9 @@ NOMARR_JOB_TIMEOUT = env_int("NOMARR_JOB_TIMEOUT", 900, minimum=1)
 NOMARR_MAX_ATTEMPTS = env_int("NOMARR_MAX_ATTEMPTS", 3, minimum=1)
 
 # Seconds `serve` waits on stop for a busy worker before killing it and putting its
-# job back in the queue; below Docker's 10 s grace, so `docker stop` stays clean.
-NOMARR_STOP_GRACE = env_float("NOMARR_STOP_GRACE", 8.0, minimum=0, maximum=3600)
+# job back in the queue. With the hand-back and the exit it stays inside Docker's 10 s
+# grace, so `docker stop` is clean (measured by bin/test-docker).
+NOMARR_STOP_GRACE = env_float("NOMARR_STOP_GRACE", 4.0, minimum=0, maximum=3600)
 
 Q_CLUSTER = {
     "name": env_str("NOMARR_Q_NAME", "nomarr"),

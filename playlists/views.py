@@ -1,5 +1,6 @@
 """The playlists page (rule builder, templates, preview, write/export/push) and the
-Navidrome configuration page. Login required; forms carry Django's CSRF token."""
+Navidrome configuration page. Login required (nomarr_site/roles.py); forms carry Django's
+CSRF token."""
 
 from __future__ import annotations
 

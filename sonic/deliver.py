@@ -18,8 +18,12 @@ class DeliveryError(Exception):
 
 
 def m3u8(name: str, tracks: list[LibraryFile]) -> str:
-    """An extended M3U with absolute paths (a download is not beside the music)."""
-    return playlist_files.m3u_text(name, tracks, Path("/"))
+    """An extended M3U with absolute paths (a download is not beside the music; the
+    playlist folder's copy, `deliver("write", ...)`, has paths relative to it)."""
+    text = playlist_files.m3u_text(name, tracks, Path("/"))
+    return "\n".join(
+        line if line.startswith("#") or not line else "/" + line for line in text.split("\n")
+    )
 
 
 def deliver(action: str, name: str, tracks: list[LibraryFile]) -> str:

@@ -10,10 +10,11 @@ and no recall to lose.
 TrackEmbedding is the truth, and each process keeps its own copy of the index in
 step with it, without a signal: a row added or replaced gets a new, higher
 generation (sonic.models.Generation), so before each search the index asks the
-table for its highest generation and reads only the rows above the one it has (a Lidarr import of an album reads a dozen rows, not the
-library). Rows removed since (a deleted file, a replaced embedding) are found by
-comparing counts, at most every RECONCILE_SECONDS, and dropped; meanwhile a search
-never shows them, since its results are read back from LibraryFile and each file
+table for its highest generation and reads only the rows above the one it has
+(a Lidarr import of an album reads a dozen rows, not the library). Rows removed
+since (a deleted file, a replaced embedding) are found by comparing counts, at
+most every RECONCILE_SECONDS, and dropped; meanwhile a search never shows them,
+since its results are read back from LibraryFile and each file
 once. The index is saved to the cache folder (NOMARR_SONIC_CACHE, by default the
 data folder's .cache/sonic) and loaded from there by the next process, then brought
 up to date the same way, so a restart reads the table once, not per process start.
@@ -48,7 +49,7 @@ SAVE_AFTER = 1000
 def search_backbone() -> str:
     """The backbone whose embeddings are searched (NOMARR_SIMILAR_BACKBONE): msd-musicnn-1,
     which retrieved the other variants of a clip and the tracks of the same album best
-    of the installed backbones (benchmarks/bench_similar.py --retrieval)."""
+    of the installed backbones (benchmarks/bench_retrieval.py)."""
     return getattr(settings, "NOMARR_SIMILAR_BACKBONE", "") or "msd-musicnn-1"
 
 

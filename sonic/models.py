@@ -36,7 +36,9 @@ class TrackEmbedding(models.Model):
             models.UniqueConstraint(fields=["file", "backbone"], name="one_embedding_per_backbone")
         ]
         indexes = [
-            models.Index(fields=["backbone", "model_set", "generation"], name="sonic_space_generation")
+            models.Index(
+                fields=["backbone", "model_set", "generation"], name="sonic_space_generation"
+            )
         ]
 
     def __str__(self) -> str:
@@ -55,6 +57,9 @@ class Generation(models.Model):
     """The one counter TrackEmbedding.generation is drawn from (row 1)."""
 
     value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"generation {self.value}"
 
     @classmethod
     def take(cls, count: int) -> int:

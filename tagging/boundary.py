@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 RootsProvider = Callable[[], Iterable[Path]]
-Roots = Iterable[str | os.PathLike]
+Roots = Iterable[str | os.PathLike[str]]
 
 _provider: RootsProvider | None = None
 
@@ -86,7 +86,7 @@ def library_roots() -> list[Path]:
     return [Path(root) for root in _provider()] if _provider is not None else []
 
 
-def within(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+def within(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
     """Whether path is root or lies below it, compared by whole path components.
 
     Both are taken as they are (resolve them first): `/music/a` is within `/music`,
@@ -94,13 +94,13 @@ def within(path: str | os.PathLike, root: str | os.PathLike) -> bool:
     return Path(path).is_relative_to(root)
 
 
-def containing_root(path: str | os.PathLike, roots: Roots) -> Path | None:
+def containing_root(path: str | os.PathLike[str], roots: Roots) -> Path | None:
     """The deepest of roots that path lies within (nested roots: the inner one), or None."""
     found = [Path(root) for root in roots if within(path, root)]
     return max(found, key=lambda root: len(root.parts)) if found else None
 
 
-def inside_library(raw: str | os.PathLike, roots: Roots | None = None) -> Path:
+def inside_library(raw: str | os.PathLike[str], roots: Roots | None = None) -> Path:
     """The real path of raw, if it lies inside a library root; it need not exist.
 
     Symlinks and `..` are resolved first, so neither can smuggle a path out of the
@@ -128,7 +128,7 @@ def inside_library(raw: str | os.PathLike, roots: Roots | None = None) -> Path:
     return resolved
 
 
-def resolve_in_library(raw: str | os.PathLike, roots: Roots | None = None) -> Path:
+def resolve_in_library(raw: str | os.PathLike[str], roots: Roots | None = None) -> Path:
     """The real path of raw, if it lies inside a library root and is there.
 
     As `inside_library`, and FileNotFoundError (its text: raw) for a path that is not
@@ -161,20 +161,23 @@ class LibraryFiles:
     refused: list[Refused] = field(default_factory=list)
 
 
-def library_files(paths: Iterable[str | os.PathLike], roots: Roots | None = None) -> LibraryFiles:
+def library_files(
+    paths: Iterable[str | os.PathLike[str]], roots: Roots | None = None
+) -> LibraryFiles:
     """The files paths name, and the audio files under the folders they name, each
     checked on its own: their real paths inside the library, once each, in order.
 
-    A file under a folder that is a symlink out of the library (or a loop) is refused,
-    not followed; symlinked folders are not descended (their targets are found where
-    they lie, as the scanner finds them). A file named directly is kept whatever its
-    name, and kept when missing, so that its job reports it (as
+    A file under a folder that is a symlink out of the library is refused, not
+    followed; a symlink loop is no file, and is not found; symlinked folders are not
+    descended (their targets are found where they lie, as the scanner finds them). A
+    named path that is outside, or a loop, is refused too. A file named directly is
+    kept whatever its name, and kept when missing, so that its job reports it (as
     `tagging.tagfiles.audio_files` does)."""
     roots = library_roots() if roots is None else list(roots)
     found = LibraryFiles()
     seen: set[Path] = set()
 
-    def check(path: str | os.PathLike) -> Path | None:
+    def check(path: str | os.PathLike[str]) -> Path | None:
         try:
             return inside_library(path, roots)
         except OutsideLibrary as exc:

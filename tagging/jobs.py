@@ -88,7 +88,7 @@ def queue_paths(paths: list[Path], force: bool = False) -> list[Job]:
     found = boundary.library_files(paths)
     for refused in found.refused:
         log.warning("not queued: %s", refused.detail)
-    return [queue_file(path, force)[0] for path in found.files]
+    return [job for job, _ in queue_files(found.files, force)]
 
 
 # Files looked up and inserted per query in queue_files: well under every database's
@@ -389,8 +389,15 @@ def flush(statuses: list[str]) -> int:
     return deleted
 
 
+# A century: every job is younger, and a cutoff much further back falls before the
+# calendar's first year (1e8 hours overflowed).
+MAX_CLEANUP_HOURS = 100 * 366 * 24
+
+
 def cleanup(hours: float) -> int:
-    """Delete finished jobs older than hours."""
+    """Delete finished jobs older than hours (0 to MAX_CLEANUP_HOURS; ValueError if not)."""
+    if not 0 <= hours <= MAX_CLEANUP_HOURS:
+        raise ValueError(f"hours must be between 0 and {MAX_CLEANUP_HOURS} (a century)")
     cutoff = timezone.now() - timedelta(hours=hours)
     deleted, _ = Job.objects.filter(status__in=Job.FINISHED, finished_at__lt=cutoff).delete()
     return deleted

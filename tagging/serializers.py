@@ -34,6 +34,7 @@ from nomarr_site.api import (
     StrictIntegerField,
 )
 from tagging.boundary import OutsideLibrary, Roots, library_files, resolve_in_library
+from tagging.jobs import MAX_CLEANUP_HOURS
 from tagging.models import Job, WorkerState
 
 Status = Job.Status
@@ -288,11 +289,6 @@ class FlushRequestSerializer(serializers.Serializer):
 
 class DeletedResponseSerializer(serializers.Serializer):
     deleted = serializers.IntegerField()
-
-
-# A century: any job older than that is older than Nomarr, and a cutoff further back
-# falls before the calendar's first year (1e8 hours overflowed, a 500).
-MAX_CLEANUP_HOURS = 100 * 366 * 24
 
 
 class CleanupRequestSerializer(serializers.Serializer):

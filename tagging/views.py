@@ -1,4 +1,7 @@
-"""Pages for tagging: dashboard, tag now, one job, the queue and the models."""
+"""Pages for tagging: dashboard, tag now, one job, the queue and the models.
+
+Who may see and use each page is nomarr_site/roles.py's table (queue control and
+reloading the models are for staff)."""
 
 from __future__ import annotations
 

@@ -46,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django import db
 from django.conf import settings
@@ -62,6 +63,9 @@ IDLE, BUSY, GONE = "idle", "busy", "gone"
 
 #: Seconds between two looks at the cluster's processes.
 CHECK_EVERY = 0.2
+#: A cluster that stalls within this many seconds of its start is started again only
+#: after a pause (doubling, up to this long).
+QUICK_RESTART = 60.0
 
 
 class Board:
@@ -104,14 +108,18 @@ _board: Board | None = None
 
 def connect() -> None:
     """Connect the worker-side receivers (tagging's AppConfig.ready() calls this)."""
-    from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
+    from django_q.signals import (  # type: ignore[import-untyped]
+        post_execute_in_worker,
+        post_spawn,
+        pre_execute,
+    )
 
     post_spawn.connect(_worker_started, dispatch_uid="nomarr-worker-started")
     pre_execute.connect(_task_started, dispatch_uid="nomarr-task-started")
     post_execute_in_worker.connect(_task_ended, dispatch_uid="nomarr-task-ended")
 
 
-def _worker_started(sender, proc_name: str, **kwargs) -> None:
+def _worker_started(sender: object, **kwargs: Any) -> None:
     """A worker process just started (at launch, or replacing one that died, even by
     kill -9): note it, and put back the jobs that dead workers left running."""
     if _board is not None:
@@ -124,12 +132,12 @@ def _worker_started(sender, proc_name: str, **kwargs) -> None:
         log.exception("could not reset stuck jobs")
 
 
-def _task_started(sender, **kwargs) -> None:
+def _task_started(sender: object, **kwargs: Any) -> None:
     if _board is not None:
         _board.mark(BUSY)
 
 
-def _task_ended(sender, **kwargs) -> None:
+def _task_ended(sender: object, **kwargs: Any) -> None:
     if _board is not None:
         _board.mark(IDLE)
 
@@ -140,9 +148,10 @@ def _task_ended(sender, **kwargs) -> None:
 class _Cluster:
     """One django-q2 cluster started from this process, and its helper processes."""
 
-    def __init__(self):
-        from django_q.cluster import Cluster
+    def __init__(self, board: Board) -> None:
+        from django_q.cluster import Cluster  # type: ignore[import-untyped]
 
+        self.board = board
         handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         self.q = Cluster()
         for sig, handler in handlers.items():  # django-q2 installs its own: keep ours
@@ -155,7 +164,7 @@ class _Cluster:
         self.q.start()
 
     @property
-    def sentinel(self):
+    def sentinel(self) -> Any:  # a multiprocessing.Process
         return self.q.sentinel
 
     def note_helpers(self) -> None:
@@ -166,17 +175,19 @@ class _Cluster:
                 self.helpers = {"monitor": stat.monitor, "pusher": stat.pusher}
 
     def pids(self) -> list[int]:
-        return [self.sentinel.pid, *self.helpers.values(), *_board.workers()]
+        return [self.sentinel.pid, *self.helpers.values(), *self.board.workers()]
 
 
 def supervise(stopping: Callable[[], bool], say: Callable[[str], None]) -> None:
     """Run a django-q2 cluster until stopping() is true; start it afresh whenever it
     stalls (see the module's docstring). say() reports restarts and slow stops."""
     global _board
-    _board = Board(Path(tempfile.mkdtemp(prefix="nomarr-workers-")))
+    board = _board = Board(Path(tempfile.mkdtemp(prefix="nomarr-workers-")))
+    pause = 0.0
     try:
-        while True:
-            cluster = _start()
+        while not stopping():
+            started = time.monotonic()
+            cluster = _start(board)
             reason = _watch(cluster, stopping)
             if reason is None:
                 _stop(cluster, say, wait_for_all=True)
@@ -184,18 +195,25 @@ def supervise(stopping: Callable[[], bool], say: Callable[[str], None]) -> None:
             say(f"restarting the workers: {reason}")
             log.error("restarting the workers: %s", reason)
             _stop(cluster, say, wait_for_all=False)
+            # Restarts in a row (something keeps killing them) back off, up to a minute:
+            # each start sends every pending job again.
+            quick = time.monotonic() - started < QUICK_RESTART
+            pause = min(QUICK_RESTART, pause * 2 or 1.0) if quick else 0.0
+            deadline = time.monotonic() + pause
+            while not stopping() and time.monotonic() < deadline:
+                time.sleep(CHECK_EVERY)
     finally:
-        shutil.rmtree(_board.folder, ignore_errors=True)
+        shutil.rmtree(board.folder, ignore_errors=True)
         _board = None
 
 
-def _start() -> _Cluster:
-    _board.clear()
+def _start(board: Board) -> _Cluster:
+    board.clear()
     reset, sent = jobs.recover()
     if reset or sent:
         log.info("workers starting: %d stuck jobs put back, %d pending jobs sent", reset, sent)
     workers_started.send(sender=_Cluster)
-    cluster = _Cluster()
+    cluster = _Cluster(board)
     cluster.start()
     return cluster
 
@@ -209,10 +227,10 @@ def _watch(cluster: _Cluster, stopping: Callable[[], bool]) -> str | None:
         for name, pid in cluster.helpers.items():
             if not pid_alive(pid):
                 return f"its {name} process ({pid}) died"
-        for pid, state in _board.workers().items():
+        for pid, state in cluster.board.workers().items():
             if pid_alive(pid):
                 continue
-            _board.forget(pid)
+            cluster.board.forget(pid)
             if state == BUSY:
                 log.warning("worker %s died running a task; django-q2 replaces it", pid)
             elif state != GONE:
@@ -236,10 +254,10 @@ def _stop(cluster: _Cluster, say: Callable[[str], None], wait_for_all: bool) -> 
         cluster.sentinel.join(timeout=grace)
     else:
         while time.monotonic() < deadline and any(
-            state == BUSY and pid_alive(pid) for pid, state in _board.workers().items()
+            state == BUSY and pid_alive(pid) for pid, state in cluster.board.workers().items()
         ):
             time.sleep(CHECK_EVERY)
-    busy = [pid for pid, state in _board.workers().items() if state == BUSY and pid_alive(pid)]
+    busy = [p for p, state in cluster.board.workers().items() if state == BUSY and pid_alive(p)]
     if busy:
         say(f"workers still busy after {grace:g} s: stopped; their jobs go back to the queue")
     kill_tree(pid for pid in cluster.pids() if _ours(pid))

@@ -48,7 +48,7 @@ def test_a_failing_refresh_does_not_fail_the_job(add, monkeypatch, caplog, libra
         writers.write_tags(path, {version_key(): ["nomarr1-fake"]}, namespace(), None)
         return pipeline.FileResult(path=str(path), status="tagged", tags={})
 
-    def broken(path):
+    def broken(path, **tagged):
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(pipeline, "tag_file", fake_tag_file)

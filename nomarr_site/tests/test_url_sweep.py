@@ -60,7 +60,7 @@ URLS = url_names()
 
 
 def is_api(name: str) -> bool:
-    return name.startswith("api:")
+    return name.split(":")[0] in roles.API_NAMESPACES
 
 
 def test_every_url_has_its_roles():

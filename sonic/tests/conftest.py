@@ -32,7 +32,11 @@ CLIPS = {
 VARIANTS = {
     "flac": ("flac", "anull", ["-c:a", "flac"]),
     "tempo": ("mp3", "atempo=1.08", ["-c:a", "libmp3lame", "-q:a", "4"]),
-    "pitch": ("ogg", "aresample=44100,asetrate=44100*1.06,aresample=44100", ["-c:a", "libvorbis", "-q:a", "3"]),
+    "pitch": (
+        "ogg",
+        "aresample=44100,asetrate=44100*1.06,aresample=44100",
+        ["-c:a", "libvorbis", "-q:a", "3"],
+    ),
     "eq": (
         "opus",
         "equalizer=f=100:t=q:w=1:g=8,equalizer=f=6000:t=q:w=1:g=-10",

@@ -20,6 +20,7 @@ import pytest
 import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -106,6 +107,12 @@ def test_an_offset_beyond_the_databases_integers_is_a_400(api, library):
     assert response.status_code == 200 and response.json()["jobs"] == []
 
 
+def test_too_many_query_parameters_is_a_400(api, web, library):
+    query = "&".join(f"p{n}=1" for n in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    assert_error(api.get(f"/api/v1/list?{query}"), 400, "malformed_request")
+    assert_page(web.get(f"/queue/?{query}"), 400, "could not be understood")
+
+
 def test_a_job_id_beyond_the_databases_integers_is_no_such_job(api, library):
     huge = 2**63
     assert_error(api.get(f"/api/v1/status/{huge}"), 404, "job_not_found")
@@ -124,6 +131,11 @@ def test_cleanup_refuses_hours_beyond_a_century(api, library, song):
         assert "hours" in body["fields"]
     assert Job.objects.filter(pk=job.pk).exists()
     assert post(api, "/api/v1/admin/queue/cleanup", {"hours": 24}).json() == {"deleted": 1}
+
+
+def test_the_cleanup_command_refuses_hours_beyond_a_century_too(library):
+    with pytest.raises(CommandError, match="a century"):
+        call_command("cleanup", hours=1e8)
 
 
 @pytest.mark.parametrize("endpoint", ["tag", "lidarr"])
@@ -164,7 +176,7 @@ def test_a_lone_surrogate_anywhere_in_a_body_is_a_400(api, library, endpoint, bo
 def test_a_surrogate_pair_is_text_and_is_taken(api, library, make_audio):
     # "\ud83c\udfb5" is one character (a musical note), not a lone surrogate.
     song = make_audio("flac").rename(library / "\N{MUSICAL NOTE}.flac")
-    response = post(api, "/api/v1/tag", '{"path": "%s/\\ud83c\\udfb5.flac"}' % library)
+    response = post(api, "/api/v1/tag", f'{{"path": "{library}/\\ud83c\\udfb5.flac"}}')
     assert response.status_code == 202, response.content[:500]
     assert Job.objects.get().path == str(song.resolve())
 

@@ -15,7 +15,7 @@ Properties, each checked on every example hypothesis makes up:
 
 The models are real (the test settings' model set) and the files are temporary
 copies. The examples are bounded and derandomized, so a run is repeatable and
-short; NOMARR_FUZZ_EXAMPLES multiplies them for a deeper run by hand.
+short; NOMARR_FUZZ_SCALE multiplies them for a deeper run by hand.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ from tagging.tagfiles import AUDIO_EXTENSIONS, TEMP_PREFIX, read_tags
 
 pytestmark = pytest.mark.fuzz
 
-SCALE = int(os.environ.get("NOMARR_FUZZ_EXAMPLES", "0") or 0) or 1
+# NOMARR_FUZZ_SCALE=N: N times the examples, drawn at random (by hand, for a deeper look);
+# the suite's run is the same every time.
+SCALE = int(os.environ.get("NOMARR_FUZZ_SCALE", "0") or 0) or 1
 EXTENSIONS = sorted(AUDIO_EXTENSIONS)
 # What a container's first bytes look like, so random data gets past the first check.
 MAGIC = [b"", b"ID3\x04\x00\x00", b"fLaC", b"OggS\x00\x02", b"RIFF\x24\x00\x00\x00WAVEfmt "]

@@ -24,6 +24,7 @@ from nomarr_site.workers import descendants, kill_tree, pid_alive
 from tagging import jobs, tagfiles
 from tagging.catalog import get_catalog
 from tagging.keys import namespace, version_key
+from tagging.management.commands.serve import HAND_BACK
 from tagging.models import Job
 from tagging.tests.support import ManageProcess, wait_until
 from tagging.tests.test_serve import free_port
@@ -192,15 +193,39 @@ def test_stopping_serve_leaves_no_process_of_the_group_behind(served, short_clip
     job, _ = jobs.queue_file(short_clip("stop", seconds=180))
     wait_until(lambda: Job.objects.filter(pk=job.pk, status="running").exists(), 60, "a start")
     time.sleep(0.5)
-    group = [served.pid, *descendants(served.pid)]
-    assert len(group) >= 6  # serve, web, workers, sentinel, worker, monitor, pusher, ffmpeg...
-    stopped = time.monotonic()
+    group = descendants(served.pid)
+    assert len(group) >= 6  # web, workers, sentinel, worker, monitor, pusher, ffmpeg...
     os.kill(served.pid, signal.SIGTERM)
 
+    # The busy worker gets the grace; then everything is killed at once (serve's
+    # own deadline is HAND_BACK later). A second more for a busy machine.
+    limit = GRACE + HAND_BACK + 1
+    wait_until(lambda: not any(pid_alive(pid) for pid in group), limit, "the group to end")
     served.process.proc.wait(timeout=30)
-    wait_until(lambda: not any(pid_alive(pid) for pid in group), 5, "the group to end")
-    assert time.monotonic() - stopped < GRACE + 4
     assert served.process.proc.returncode == 0
     job.refresh_from_db()
     # Back in the queue as it was: a stop is not a failed attempt.
     assert (job.status, job.worker, job.attempts, job.error) == ("pending", "", 0, "")
+
+
+def queued_messages() -> int:
+    from django_q.brokers import get_broker
+
+    return get_broker().queue_size()
+
+
+def test_the_sweep_sends_a_stalled_queue_again_and_leaves_a_moving_one_alone(music):
+    """For a message lost on a cluster that never starts again (another host): the
+    standing sweep (every 5 minutes) sends the waiting jobs again."""
+    from tagging import tasks
+
+    waiting = Job.objects.create(path=str(music / "waiting.flac"))
+    long_ago = timezone.now() - timedelta(seconds=jobs.STALLED_AFTER + 60)
+    Job.objects.filter(pk=waiting.pk).update(created_at=long_ago)
+    recent = Job.objects.create(
+        path=str(music / "recent.flac"), status="done", finished_at=timezone.now()
+    )
+    assert tasks.reset_stuck_jobs() == 0 and queued_messages() == 0  # the queue moves
+
+    Job.objects.filter(pk=recent.pk).update(finished_at=long_ago)
+    assert tasks.reset_stuck_jobs() == 1 and queued_messages() == 1

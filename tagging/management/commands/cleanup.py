@@ -1,6 +1,6 @@
 """Delete old finished jobs."""
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from tagging import jobs
 
@@ -12,4 +12,8 @@ class Command(BaseCommand):
         parser.add_argument("--hours", type=float, default=24 * 7)
 
     def handle(self, *args, **options):
-        self.stdout.write(f"deleted {jobs.cleanup(options['hours'])} finished jobs")
+        try:
+            deleted = jobs.cleanup(options["hours"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"deleted {deleted} finished jobs")

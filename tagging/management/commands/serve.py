@@ -125,7 +125,8 @@ class Command(BaseCommand):
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.stderr.write(f"{name} still busy after {settings.NOMARR_STOP_GRACE:g} s")
+                waited = settings.NOMARR_STOP_GRACE + HAND_BACK
+                self.stderr.write(f"{name} still busy after {waited:g} s: killed")
                 killed = True
             # Each child leads its own session: this reaches what it started, too.
             try:
