@@ -237,8 +237,8 @@ def timed(fn, *args):
 def nomarr_way(pipeline, path: Path, catalog, hop: int, batch: int, namespace: str):
     """(wall s, cpu s, Analysis) for Nomarr's whole way on one file."""
     wall, cpu = time.perf_counter(), cpu_seconds()
-    _, scores = pipeline.run_models(path, catalog, hop=hop, batch_size=batch, min_duration=7)
-    analysis = pipeline.describe(scores, namespace, catalog.fingerprint)
+    heard = pipeline.run_models(path, catalog, hop=hop, batch_size=batch, min_duration=7)
+    analysis = pipeline.describe(heard.head_scores, namespace, catalog.fingerprint)
     return time.perf_counter() - wall, cpu_seconds() - cpu, analysis
 
 

@@ -271,7 +271,13 @@ class Sandbox:
         django.setup()
         from rest_framework_api_key.models import APIKey
 
+        from library.models import LibraryRoot
+        from library.roots import sync_settings_roots
+
         self.key = APIKey.objects.create_key(name="chaos")[1]
+        # The campaign queues every job itself: the scheduled scan must not add its own.
+        sync_settings_roots()
+        LibraryRoot.objects.update(auto_tag=False)
 
     def manage(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -523,6 +529,8 @@ class Followed:
     status: str
     attempts: int
     error: str
+    #: Each change of the job's row seen: "12.3 s running#2@4242" (status#attempts@pid).
+    history: list[str] = field(default_factory=list)
 
 
 def follow(
@@ -534,6 +542,8 @@ def follow(
 
     picked: dict[int, float] = {}
     ended: dict[int, Followed] = {}
+    history: dict[int, list[str]] = {job_id: [] for job_id in job_ids}
+    last: dict[int, tuple] = {}
     deadline = since + timeout
     rows = {}
     while len(ended) < len(job_ids) and time.monotonic() < deadline:
@@ -542,17 +552,26 @@ def follow(
         for job_id, row in rows.items():
             if job_id in ended:
                 continue
+            state = (row.status, row.attempts, row.worker)
+            if state != last.get(job_id):
+                last[job_id] = state
+                pid = row.worker.rpartition(":")[2]
+                history[job_id].append(
+                    f"{now:.1f} s {row.status}#{row.attempts}{'@' + pid if pid else ''}"
+                )
             if job_id not in picked and row.attempts > attempts_before.get(job_id, 0):
                 picked[job_id] = now
             if row.status in Job.FINISHED:
                 ended[job_id] = Followed(
-                    picked.get(job_id), now, row.status, row.attempts, row.error
+                    picked.get(job_id), now, row.status, row.attempts, row.error, history[job_id]
                 )
         time.sleep(0.1)
     for job_id in job_ids:
         if job_id not in ended:
             row = rows.get(job_id) or job(job_id)
-            ended[job_id] = Followed(picked.get(job_id), None, row.status, row.attempts, row.error)
+            ended[job_id] = Followed(
+                picked.get(job_id), None, row.status, row.attempts, row.error, history[job_id]
+            )
     return ended
 
 
@@ -591,6 +610,8 @@ def campaign_workers(serve: Serve, short: list[Path], long_track: Path, args, rn
             f"{outcome} (attempts {after.attempts}"
             f"{', ' + after.error[:90] if after.error else ''}){' ' + note if note else ''}"
         )
+        if after.attempts > 2 or after.finished is None:
+            say(f"          the job's row: {', '.join(after.history)}")
 
     warm = serve.queue(short[0])
     if not wait_for(lambda: finished(warm), 600):
@@ -680,6 +701,9 @@ def campaign_group(serve: Serve, short: list[Path], long_track: Path, args, rng)
             f"after {seconds(result['first_picked_up_s'])}, all {len(ids)} finished after "
             f"{seconds(result['all_done_s'])} -> {result['after']}"
         )
+        for end in ends:
+            if end.attempts > 2 or end.finished is None:
+                say(f"          a job's row: {', '.join(end.history)}")
     return results
 
 

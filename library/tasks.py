@@ -71,10 +71,11 @@ def dispatch_waiting_scans(**kwargs) -> int:
     started: the messages the old ones had taken are lost). The Scan table is the
     truth; a second message for a scan finds it taken and does nothing."""
     waiting = Scan.objects.filter(status=Scan.Status.RUNNING, worker="").select_related("root")
-    waiting = list(waiting)
+    count = 0
     for scan in waiting:
         _dispatch(scan)
-    return len(waiting)
+        count += 1
+    return count
 
 
 def run_started_scan(scan_id: int) -> str:

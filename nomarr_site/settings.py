@@ -383,3 +383,11 @@ NOMARR_PLAYLIST_DIR = env_str("NOMARR_PLAYLIST_DIR", "")
 NOMARR_NAVIDROME_URL = env_str("NOMARR_NAVIDROME_URL", "")
 NOMARR_NAVIDROME_USER = env_str("NOMARR_NAVIDROME_USER", "")
 NOMARR_NAVIDROME_PASSWORD = env_str("NOMARR_NAVIDROME_PASSWORD", "")
+
+# --- Sonic similarity ------------------------------------------------------------------
+
+# The backbone whose embeddings are searched (benchmarks/bench_retrieval.py compares them).
+NOMARR_SIMILAR_BACKBONE = env_str("NOMARR_SIMILAR_BACKBONE", "mtt-musicnn-1")
+# Where each process's search index and the library map are saved (a cache: any process
+# rebuilds them from the database).
+NOMARR_SONIC_CACHE = env_path("NOMARR_SONIC_CACHE", NOMARR_DATA_DIR / ".cache" / "sonic")

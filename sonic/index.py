@@ -44,18 +44,23 @@ RECONCILE_SECONDS = 5.0
 READ_BATCH = 5000
 #: Changes after which the saved copy is written again.
 SAVE_AFTER = 1000
+#: Room kept for new rows beyond those held (a share of them, and at least MIN_ROOM),
+#: so that adding an album writes into it instead of copying the whole index.
+ROOM_SHARE, MIN_ROOM = 0.25, 4096
 
 
 def search_backbone() -> str:
-    """The backbone whose embeddings are searched (NOMARR_SIMILAR_BACKBONE): msd-musicnn-1,
-    which retrieved the other variants of a clip and the tracks of the same album best
-    of the installed backbones (benchmarks/bench_retrieval.py)."""
-    return getattr(settings, "NOMARR_SIMILAR_BACKBONE", "") or "msd-musicnn-1"
+    """The backbone whose embeddings are searched (NOMARR_SIMILAR_BACKBONE): by default
+    mtt-musicnn-1, whose mean embedding put a track's nearest neighbour in the same
+    soundtrack more often than msd-musicnn-1's (benchmarks/bench_retrieval.py); both
+    find a clip's variants. The spread is stored, not searched: it added nothing
+    measurable."""
+    return settings.NOMARR_SIMILAR_BACKBONE
 
 
 def cache_dir() -> Path:
-    configured = getattr(settings, "NOMARR_SONIC_CACHE", None)
-    return Path(configured) if configured else Path(settings.NOMARR_DATA_DIR) / ".cache" / "sonic"
+    """Where the index and the map are saved (NOMARR_SONIC_CACHE)."""
+    return Path(settings.NOMARR_SONIC_CACHE)
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -79,16 +84,35 @@ class Index:
         self.ids = np.zeros(0, dtype=np.int64)  # TrackEmbedding generations, ascending
         self.files = np.zeros(0, dtype=np.int64)  # their LibraryFile ids
         self.matrix = np.zeros((0, 0), dtype=np.float32)
+        # ids, files and matrix are the first rows of these, which have room for more.
+        self._room = (self.ids, self.files, self.matrix)
         self._reconciled = 0.0
         self._unsaved = 0
         self._lock = threading.Lock()
+        self._saving = threading.Event()
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.files.nbytes + self.matrix.nbytes
+        """The memory the index holds, its room for new rows included."""
+        return sum(part.nbytes for part in self._room)
+
+    def _hold(self, ids: np.ndarray, files: np.ndarray, matrix: np.ndarray) -> None:
+        """Hold these rows, in new arrays with room for more."""
+        n = len(ids)
+        capacity = n + max(MIN_ROOM, int(n * ROOM_SHARE))
+        dims = matrix.shape[1] if matrix.ndim == 2 else 0
+        room = (
+            np.zeros(capacity, dtype=np.int64),
+            np.zeros(capacity, dtype=np.int64),
+            np.zeros((capacity, dims), dtype=np.float32),
+        )
+        for part, rows in zip(room, (ids, files, matrix), strict=True):
+            part[:n] = rows
+        self._room = room
+        self.ids, self.files, self.matrix = (part[:n] for part in room)
 
     def _rows(self):
         return TrackEmbedding.objects.filter(backbone=self.backbone, model_set=self.model_set)
@@ -115,13 +139,12 @@ class Index:
                     keep = np.fromiter(keep, dtype=np.int64)
                     mask = np.isin(self.ids, keep)
                     self._unsaved += int((~mask).sum())
-                    self.ids, self.files, self.matrix = (
-                        self.ids[mask],
-                        self.files[mask],
-                        self.matrix[mask],
-                    )
-            if self._unsaved >= SAVE_AFTER:
-                self.save()
+                    self._hold(self.ids[mask], self.files[mask], self.matrix[mask])
+            if self._unsaved >= SAVE_AFTER and not self._saving.is_set():
+                # Written beside the search, not in its way (the rows held now stay as they are).
+                self._saving.set()
+                rows = (self.ids, self.files, self.matrix)
+                threading.Thread(target=self._save_in_background, args=rows, daemon=True).start()
 
     def _read(self, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ids, files, vectors = [], [], []
@@ -142,27 +165,43 @@ class Index:
         ids, files, matrix = part
         if not len(ids):
             return
-        if not len(self.ids):
-            self.ids, self.files, self.matrix = ids, files, matrix
+        n, k = len(self.ids), len(ids)
+        if not n:
+            self._hold(ids, files, matrix)
         elif matrix.shape[1] != self.matrix.shape[1]:
             log.warning("%s embeddings changed size; rebuilding the index", self.backbone)
-            self.ids, self.files, self.matrix = self._read(self._rows())
+            self._hold(*self._read(self._rows()))
         else:
-            self.ids = np.concatenate([self.ids, ids])
-            self.files = np.concatenate([self.files, files])
-            self.matrix = np.concatenate([self.matrix, matrix])
+            if n + k > len(self._room[0]):
+                self._hold(self.ids, self.files, self.matrix)  # more room: one copy
+            if n + k > len(self._room[0]):
+                self._hold(np.concatenate([self.ids, ids]), np.concatenate([self.files, files]),
+                           np.concatenate([self.matrix, matrix]))  # fmt: skip
+            else:
+                for part, rows in zip(self._room, (ids, files, matrix), strict=True):
+                    part[n : n + k] = rows
+                self.ids, self.files, self.matrix = (part[: n + k] for part in self._room)
         self._unsaved += len(ids)
 
     # --- surviving restarts -------------------------------------------------------------
 
-    def save(self) -> None:
-        """Write the index to the cache folder (atomically: a reader sees old or new)."""
+    def _save_in_background(self, ids, files, matrix) -> None:
+        try:
+            self.save(ids, files, matrix)
+        finally:
+            self._saving.clear()
+
+    def save(self, ids=None, files=None, matrix=None) -> None:
+        """Write the index (or these rows of it) to the cache folder, atomically: a
+        reader sees the old copy or the new one."""
+        if ids is None:
+            ids, files, matrix = self.ids, self.files, self.matrix
         folder = cache_dir()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
             with os.fdopen(fd, "wb") as out:
-                np.savez(out, ids=self.ids, files=self.files, matrix=self.matrix)
+                np.savez(out, ids=ids, files=files, matrix=matrix)
             os.replace(tmp, self.path)
             self._unsaved = 0
         except OSError as exc:  # a cache: the next process reads the table instead
@@ -177,7 +216,7 @@ class Index:
             return False
         if matrix.ndim != 2 or len(ids) != len(files) or len(ids) != len(matrix):
             return False
-        self.ids, self.files, self.matrix = ids, files, matrix.astype(np.float32, copy=False)
+        self._hold(ids, files, matrix.astype(np.float32, copy=False))
         return True
 
     # --- searching ----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from django.core.cache import cache
 
 from library import analytics
 from library.models import LibraryFile
@@ -243,6 +244,11 @@ def path(start: LibraryFile, end: LibraryFile, steps: int = 10) -> list[LibraryF
 
 # --- possible duplicates -----------------------------------------------------------------
 
+#: Up to this many tracks the duplicates are found while the page waits (under a
+#: second); a larger library has them found by a worker (sonic.tasks) and cached.
+DUPLICATES_INLINE = 20000
+DUPLICATES_CACHE = "sonic-duplicates"
+
 
 @dataclass
 class Duplicate:
@@ -258,7 +264,7 @@ def duplicates(
     found = index()
     files = found.files
     pairs: list[tuple[float, int, int]] = []
-    block = 1024
+    block = 64  # 64 rows against 200,000 tracks: 51 MB at a time
     for start in range(0, len(files), block):
         scores = found.matrix[start : start + block] @ found.matrix.T
         rows, cols = np.nonzero(scores >= threshold)
@@ -280,3 +286,35 @@ def duplicates(
         if len(result) >= limit:
             break
     return result
+
+
+def _index_key(found: sonic_index.Index) -> str:
+    newest = int(found.ids[-1]) if len(found.ids) else 0
+    return f"{DUPLICATES_CACHE}-{found.backbone}-{found.model_set}-{len(found)}-{newest}"
+
+
+def find_duplicates() -> list[Duplicate]:
+    """duplicates(), kept in the cache for the index as it is now (the worker's task)."""
+    found = index()
+    pairs = duplicates()
+    cache.set(_index_key(found), [([f.pk for f in d.files], d.score) for d in pairs], None)
+    return pairs
+
+
+def known_duplicates() -> list[Duplicate] | None:
+    """The possible duplicates: found now in a small library, else the ones a worker
+    found for the index as it is (None while it looks: it is asked to, once)."""
+    found = index()
+    if len(found) <= DUPLICATES_INLINE:
+        return duplicates()
+    saved = cache.get(_index_key(found))
+    if saved is None:
+        if cache.add(f"{DUPLICATES_CACHE}-asked", True, timeout=600):
+            from django_q.tasks import async_task
+
+            async_task("sonic.tasks.find_duplicates", group="sonic-duplicates")
+        return None
+    rows = LibraryFile.objects.in_bulk({pk for ids, _ in saved for pk in ids})
+    return [
+        Duplicate([rows[a], rows[b]], score) for (a, b), score in saved if a in rows and b in rows
+    ]

@@ -213,7 +213,8 @@ def duplicates(request: HttpRequest) -> HttpResponse:
     """Tracks whose embeddings and durations nearly coincide (Nomarr deletes nothing)."""
     context: dict = {}
     try:
-        context["pairs"] = similar.duplicates()
+        context["pairs"] = similar.known_duplicates()
+        context["looking"] = context["pairs"] is None
     except similar.SonicError as exc:
         context["problem"] = str(exc)
     return render(request, "sonic/duplicates.html", context)

@@ -169,8 +169,11 @@ def rename_entry(entry, roots: Roots | None = None) -> dict:
     # The old file is gone: its job may name it as Lidarr spelled it or as it resolved
     # (as far as it resolves: realpath stops at a symlink loop instead of raising).
     old_paths = {os.path.normpath(old_local)}
-    if os.path.isabs(old_local) and "\x00" not in old_local:
-        old_paths.add(os.path.realpath(old_local))
+    if os.path.isabs(old_local):
+        try:
+            old_paths.add(os.path.realpath(old_local))
+        except ValueError:  # a NUL or a lone surrogate: no file can have that name
+            pass
     followed = jobs.follow_rename(old_paths, new)
     if followed.outcome == "no_pending_job":
         return {**outcome, "outcome": "no_pending_job", "detail": "nothing queued for the old path"}

@@ -306,7 +306,7 @@ class Patches:
     """187-frame patches every `hop` frames of mel frames fed in pieces; the last
     patch is aligned to the end so the whole track is heard even when the hop does
     not divide it, and a track shorter than one patch is repeated to fill one.
-    Only the frames a patch still needs are kept (at most a patch and a hop)."""
+    Only the frames a patch may still need are kept (about one patch's worth)."""
 
     def __init__(self, hop: int) -> None:
         self.hop = max(hop, 1)
@@ -485,8 +485,8 @@ def run_models(
     A track longer than max_duration raises TooLong: on its header's word before
     anything is decoded, or as soon as more than that has been decoded (a header
     that says nothing, or lies). One shorter than min_duration raises TooShort, and
-    no model runs on it. progress(what, seconds_heard, seconds) is called each time the
-    models have heard another block of the track.
+    no model runs on it. progress(what, seconds_heard, seconds) is called each time
+    the models have heard another block of the track.
     """
     header = probe_duration(path)
     if max_duration is not None and header is not None and header > max_duration:

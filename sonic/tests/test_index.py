@@ -50,7 +50,7 @@ def test_a_replaced_embedding_replaces_the_indexed_one(root_row):
     files = add_files(root_row, np.eye(200)[:3])
     assert similar.similar(files[0], 1)[0].score < 0.5
     heard = Embedding(np.eye(200, dtype=np.float32)[1], np.ones(200, np.float32), 3)
-    store(files[0], current_model_set(), {"msd-musicnn-1": heard})
+    store(files[0], current_model_set(), {"msd-musicnn-1": heard, "mtt-musicnn-1": heard})
     similar.index().sync(force_reconcile=True)
     match = similar.similar(files[0], 1)[0]
     assert match.file == files[1] and match.score == pytest.approx(1.0)
@@ -74,7 +74,9 @@ def test_a_broken_saved_index_is_rebuilt_from_the_table(root_row, settings):
     add_files(root_row, np.random.default_rng(4).normal(size=(10, 200)))
     folder = sonic_index.cache_dir()
     folder.mkdir(parents=True)
-    (folder / f"msd-musicnn-1-{current_model_set()}.npz").write_bytes(b"not an index")
+    saved = sonic_index.Index(*similar.space()).path
+    assert saved.parent == folder
+    saved.write_bytes(b"not an index")
     assert len(similar.index()) == 10
 
 

@@ -1,5 +1,5 @@
 """Every API operation, fuzzed from the served OpenAPI schema: never a 5xx it does not
-document.
+document, never a success without a valid key.
 
 schemathesis reads /api/v1/schema/ from a live server (the schema a client reads,
 not a copy of it) and, for each operation, generates requests that fit the schema
@@ -7,7 +7,7 @@ not a copy of it) and, for each operation, generates requests that fit the schem
 out-of-range numbers, odd strings). Each is sent over real HTTP three times: with an
 API key, with a wrong one and without one. An answer is wrong when it is a 500, or a
 5xx the operation does not document (POST /tag documents its 503: waiting with no
-worker running).
+worker running), or a success for a caller without a valid key.
 
 The number of examples is bounded, so the run stays under a minute on two cores:
 8 per operation and generation mode (NOMARR_FUZZ_SCALE multiplies them).
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,11 +82,13 @@ def describe(case, prepared: requests.PreparedRequest) -> str:
 
 
 CREDENTIALS = {"authorization", "x-api-key", "cookie"}
+KEYLESS = ("with a wrong key", "without a key")
 
 
-def fuzz(operation, mode: GenerationMode, callers: dict[str, dict], base: str) -> list[Failure]:
+def fuzz(operation, mode: GenerationMode, callers: dict[str, dict], base: str, seen: Counter):
     """Send EXAMPLES generated requests for one operation, each as every caller; the
-    wrong answers."""
+    wrong answers: a server error, or a success for a caller without a valid key.
+    Every (operation, caller, status) answered is counted in `seen`."""
     found: list[Failure] = []
     documented = documented_statuses(operation)
     session = requests.Session()
@@ -108,7 +111,10 @@ def fuzz(operation, mode: GenerationMode, callers: dict[str, dict], base: str) -
         for caller, headers in callers.items():
             response = case.call(base_url=base, session=session, headers=headers, timeout=30)
             status = response.status_code
-            if status >= 500 and (status == 500 or str(status) not in documented):
+            seen[operation.label, caller, status] += 1
+            server_error = status >= 500 and (status == 500 or str(status) not in documented)
+            let_in = caller in KEYLESS and status < 300
+            if server_error or let_in:
                 found.append(
                     Failure(
                         operation=operation.label,
@@ -124,24 +130,36 @@ def fuzz(operation, mode: GenerationMode, callers: dict[str, dict], base: str) -
     return found
 
 
-def test_no_operation_answers_an_undocumented_server_error(served_schema, live_server, caplog):
+def test_no_operation_answers_a_server_error_or_lets_in_a_caller_without_a_key(
+    served_schema, live_server, caplog
+):
     caplog.set_level(logging.ERROR, logger="django.request")  # 4xx by the thousand: not news
     key = APIKey.objects.create_key(name="fuzz")[1]
     callers = {
         "with a key": {"Authorization": f"Bearer {key}"},
-        "with a wrong key": {"Authorization": "Bearer AbCdEfGh.not-a-real-key-at-all"},
-        "without a key": {},
+        KEYLESS[0]: {"Authorization": "Bearer AbCdEfGh.not-a-real-key-at-all"},
+        KEYLESS[1]: {},
     }
     operations = [result.ok() for result in served_schema.get_all_operations()]
     assert len(operations) >= MIN_OPERATIONS, [op.label for op in operations]
 
     failures: list[Failure] = []
+    seen: Counter = Counter()
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            failures += fuzz(operation, mode, callers, live_server.url)
+            failures += fuzz(operation, mode, callers, live_server.url, seen)
 
     # One failure per (operation, caller, mode, status) is enough to read.
     first: dict[tuple, Failure] = {}
     for failure in failures:
         first.setdefault((failure.operation, failure.caller, failure.mode, failure.status), failure)
-    assert not first, f"{len(failures)} server errors:\n" + "\n".join(map(str, first.values()))
+    assert not first, f"{len(failures)} wrong answers:\n" + "\n".join(map(str, first.values()))
+    # With the key, every operation got past the door (not only 401s): the fuzzing
+    # reached the views.
+    for operation in operations:
+        keyed = {
+            status
+            for (label, caller, status) in seen
+            if (label, caller) == (operation.label, "with a key")
+        }
+        assert keyed - {401, 403}, (operation.label, keyed)

@@ -7,8 +7,9 @@ Properties, each checked on every example hypothesis makes up:
   surrogate, `..`, a name over 255 bytes, a symlink loop, a dangling link, a folder
   or a FIFO with an audio name). A failure is an `error` result with a reason.
 * It never leaves a file half-written: a file it did not tag is byte-for-byte as it
-  was, a file it tagged has the same audio packets and the current model set's
-  version tag, and no `.nomarr-*` temporary file stays behind.
+  was, a file it tagged has the current model set's version tag and the same audio
+  packets (where ffmpeg read them cleanly before), and no `.nomarr-*` temporary file
+  stays behind.
 * The webhook answers every payload, however odd, with a JSON 2xx or 4xx, never a
   5xx; and it never queues a file outside the library: through a symlink out, `..`,
   a root's look-alike sibling (`music` and `musicals`) or a symlink loop.
