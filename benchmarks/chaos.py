@@ -721,9 +721,11 @@ def report(writes: dict | None, rounds: list[Round], groups: list[dict], stop: d
     say("\n== Figures")
     if writes:
         v = writes["verdicts"]
+        runs = writes["kills"] + writes["finished_before_the_kill"]
         say(
-            f"writes: {writes['kills']} kill -9 of `tag` ({writes['killed_in_write']} with the "
-            f"temp file present, {writes['finished_before_the_kill']} runs finished first): "
+            f"writes: {runs} runs of `tag`, {writes['kills']} killed with -9 "
+            f"({writes['killed_in_write']} with the temp file present), "
+            f"{writes['finished_before_the_kill']} finished first; the {runs} files: "
             f"damaged {v.get('damaged', 0)}, untouched {v.get('untouched', 0)}, "
             f"tagged whole {v.get('tagged', 0)}"
         )
