@@ -17,7 +17,7 @@ target: a peak of at most 700 MB for both tracks.
 the one from before a change, copied aside) on the 3-minute track, and prints
 the largest score difference between it and the current pipeline (target:
 below 1e-4) and both peaks; `--baseline-long` runs it on the long track too
-(the pipeline before streaming needed about 3.9 GB for 2 hours).
+(issue 10 measured 3.9 GB for 2 hours before the pipeline streamed).
 
 The long track takes minutes of CPU (the models hear every 1.5 s of it);
 `--long-minutes 20` is a quicker look. `--tracks-dir` keeps the tracks.
