@@ -278,8 +278,11 @@ NOMARR_LIBRARY_ROOTS = [
 # Redis for the django-q2 broker and the channel layer on the scale-out path;
 # unset, both stay inside Nomarr (ORM broker, in-memory layer).
 NOMARR_REDIS_URL = env_str("NOMARR_REDIS_URL", "")
-# Seconds one tagging task may run before its worker is recycled.
-NOMARR_JOB_TIMEOUT = env_int("NOMARR_JOB_TIMEOUT", 900, minimum=1)
+# Seconds one tagging task may run before its worker is recycled. By default as long
+# as the longest track Nomarr analyses lasts (at least 900 s): analysis runs faster
+# than real time even on 2 busy cores (a 2-hour track: ~30 min of CPU), so a track
+# Nomarr accepts never times out attempt after attempt.
+NOMARR_JOB_TIMEOUT = env_int("NOMARR_JOB_TIMEOUT", max(900, int(NOMARR_MAX_DURATION)), minimum=1)
 # Attempts a job gets: one that times out or loses its worker this often fails, with
 # the reason ("timed out after 900 s, 3 attempts"), instead of running again forever.
 NOMARR_MAX_ATTEMPTS = env_int("NOMARR_MAX_ATTEMPTS", 3, minimum=1)
