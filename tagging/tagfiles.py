@@ -177,12 +177,9 @@ def read_moods(path: Path) -> list[str]:
     return moods_in(open_audio(Path(path)))
 
 
-def open_audio(path: Path) -> mutagen.FileType:
-    """Parse the file by content (not extension) and check it is a format we
-    know how to tag without corrupting it.
-
-    Raises TagWriteError naming the file and the cause.
-    """
+def stat_regular_file(path: Path) -> os.stat_result:
+    """The file's stat, or TagWriteError when it is missing, unreachable or not a
+    regular file (a folder, a FIFO, a device)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -191,6 +188,16 @@ def open_audio(path: Path) -> mutagen.FileType:
         raise TagWriteError(f"cannot access file: {path} ({exc.strerror})") from exc
     if not stat.S_ISREG(st.st_mode):
         raise TagWriteError(f"no such file (not a regular file): {path}")
+    return st
+
+
+def open_audio(path: Path) -> mutagen.FileType:
+    """Parse the file by content (not extension) and check it is a format we
+    know how to tag without corrupting it.
+
+    Raises TagWriteError naming the file and the cause.
+    """
+    st = stat_regular_file(path)
     if st.st_size == 0:
         raise TagWriteError(f"not a supported audio file (file is empty): {path}")
     if is_temp_name(Path(path).name):

@@ -54,6 +54,7 @@ from tagging.tagfiles import (
     moods_in,
     mp4_freeform_name,
     open_audio,
+    stat_regular_file,
     tags_in,
 )
 
@@ -239,14 +240,7 @@ def _check_writable(path: Path) -> os.stat_result:
     Nomarr runs as root in a container. The directory gets the same treatment
     because the temp copy has to be created there.
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise TagWriteError(f"no such file: {path}") from None
-    except OSError as exc:
-        raise TagWriteError(f"cannot access file: {path} ({exc.strerror})") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise TagWriteError(f"no such file (not a regular file): {path}")
+    st = stat_regular_file(path)
 
     directory = Path(os.path.realpath(path)).parent
     if _on_read_only_filesystem(directory):
