@@ -23,6 +23,7 @@ from mutagen.mp4 import MP4
 
 from library.models import LibraryFile, LibraryRoot
 from library.scanning import scan_root
+from playlists import presets
 from tagging.catalog import discover
 from tagging.keys import label_keys, namespace, score_key
 from tagging.pipeline import describe
@@ -129,13 +130,14 @@ def library(settings, make_library, make_audio, catalog, db) -> Library:
     return Library(root=root, row=row, make_audio=make_audio, catalog=catalog)
 
 
-HAPPY = score_key("mood_happy-msd-musicnn-1", "happy")
-SAD = score_key("mood_sad-msd-musicnn-1", "sad")
-RELAXED = score_key("mood_relaxed-msd-musicnn-1", "relaxed")
-AGGRESSIVE = score_key("mood_aggressive-msd-musicnn-1", "aggressive")
-PARTY = score_key("mood_party-msd-musicnn-1", "party")
-DANCEABLE = score_key("danceability-msd-musicnn-1", "danceable")
-INSTRUMENTAL = score_key("voice_instrumental-msd-musicnn-1", "instrumental")
+# The presets' own score keys (playlists/presets.py), so the two never drift apart.
+HAPPY = presets.HAPPY.key
+SAD = presets.SAD.key
+RELAXED = presets.RELAXED.key
+AGGRESSIVE = presets.AGGRESSIVE.key
+PARTY = presets.PARTY.key
+DANCEABLE = presets.DANCEABLE.key
+INSTRUMENTAL = presets.INSTRUMENTAL.key
 SLOW = score_key("mtt-musicnn-1", "slow")
 CHILL = score_key("msd-musicnn-1", "chill")
 
