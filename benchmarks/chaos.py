@@ -53,6 +53,7 @@ import requests
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
+from conftest import AUDIO_FORMATS  # noqa: E402
 from nomarr_site.atomic import TEMP_PREFIX  # noqa: E402  (no Django: safe before setup)
 from nomarr_site.workers import pid_alive  # noqa: E402
 
@@ -64,16 +65,8 @@ PYTHON = (
     if (BASE_DIR / ".venv/bin/python").exists()
     else (sys.executable)
 )
-#: One real file per container Nomarr tags (low bitrates: they need to be real, not good).
-FORMATS = {
-    "flac": ["-c:a", "flac", "-compression_level", "0"],
-    "mp3": ["-c:a", "libmp3lame", "-q:a", "9"],
-    "m4a": ["-c:a", "aac", "-b:a", "32k"],
-    "ogg": ["-c:a", "libvorbis", "-q:a", "0"],
-    "opus": ["-c:a", "libopus", "-b:a", "24k"],
-    "wav": ["-c:a", "pcm_s16le"],
-    "aiff": ["-c:a", "pcm_s16be"],
-}
+# The same encoders the test fixtures use (one list of formats Nomarr handles).
+FORMATS = AUDIO_FORMATS
 #: The user's own tags on every file; a write must keep them.
 USER_TAGS = {"title": "Solipsism (chaos)", "artist": "Joram", "album": "Moments of Clarity"}
 
