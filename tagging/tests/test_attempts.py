@@ -74,7 +74,8 @@ def test_a_job_whose_worker_died_on_its_last_attempt_fails_with_the_reason(
 def test_an_earlier_attempt_puts_the_job_back_with_its_reason(library, dead_worker, settings):
     settings.NOMARR_MAX_ATTEMPTS = 3
     died = running_job(library / "a.flac", dead_worker, attempts=1)
-    slow = running_job(library / "b.flac", "elsewhere:1", attempts=2, minutes_ago=60)
+    overdue = settings.NOMARR_JOB_TIMEOUT / 60 + 5
+    slow = running_job(library / "b.flac", "elsewhere:1", attempts=2, minutes_ago=overdue)
     assert jobs.reset_stuck() == 2
     died.refresh_from_db()
     slow.refresh_from_db()
