@@ -65,8 +65,16 @@ def usable_keys(name_or_prefix: str) -> QuerySet[APIKey]:
 
 
 def create(name: str) -> NewKey:
-    """A new key named name."""
-    api_key, key = APIKey.objects.create_key(name=clean_name(name))
+    """A new key named name; refused while a usable key has that name already (rotating
+    or revoking by name would otherwise act on both)."""
+    name = clean_name(name)
+    with transaction.atomic():
+        if APIKey.objects.get_usable_keys().filter(name=name).exists():
+            raise KeyRefused(
+                f"a usable API key named {name!r} exists already: rotate it "
+                f"(manage.py rotate_api_key {name}) or choose another name"
+            )
+        api_key, key = APIKey.objects.create_key(name=name)
     return NewKey(api_key, key)
 
 

@@ -66,6 +66,17 @@ def test_create_refuses_a_bad_name(name):
     assert not APIKey.objects.exists()
 
 
+def test_create_refuses_a_name_a_usable_key_has_already():
+    _, first = APIKey.objects.create_key(name="lidarr")
+    with pytest.raises(CommandError, match="exists already: rotate it"):
+        run("create_api_key", " lidarr ")
+    assert APIKey.objects.count() == 1 and APIKey.objects.is_valid(first)
+    # Once revoked, the name is free again.
+    run("revoke_api_key", "lidarr")
+    out, _ = run("create_api_key", "lidarr")
+    assert APIKey.objects.is_valid(last_line(out))
+
+
 def test_rotate_revokes_every_key_of_the_name_and_prints_a_new_one():
     _, first = APIKey.objects.create_key(name="lidarr")
     _, second = APIKey.objects.create_key(name="lidarr")

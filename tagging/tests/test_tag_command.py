@@ -67,7 +67,7 @@ def test_dry_run_shows_the_tags_and_writes_nothing(make_audio):
     out = StringIO()
     call_command("tag", str(song), "--dry-run", stdout=out, stderr=StringIO())
     assert song.read_bytes() == before
-    assert f"tagged: {song}" in out.getvalue()
+    assert f"would tag: {song}" in out.getvalue()
     assert f"{mood_set_key('regular')} = " in out.getvalue()
 
 

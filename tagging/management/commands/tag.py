@@ -50,7 +50,9 @@ class Command(BaseCommand):
             raise CommandError(f"{failed} of {len(files)} files failed")
 
     def _print_result(self, result, dry_run):
-        line = f"{result.status}: {result.path}"
+        # A dry run writes nothing: it says what it would have done.
+        status = "would tag" if dry_run and result.status == "tagged" else result.status
+        line = f"{status}: {result.path}"
         if result.error:
             line += f" ({result.error})"
         self.stdout.write(line)
