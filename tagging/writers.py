@@ -29,6 +29,7 @@ import errno
 import os
 import shutil
 import stat
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -38,6 +39,7 @@ import mutagen
 from mutagen.id3 import ID3, TMOO, TXXX, Encoding
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm, MP4Tags
 from mutagen.mp4._atom import Atoms
+from mutagen.ogg import OggFileType
 
 from nomarr_site.atomic import locked_temp, remove_abandoned_in
 from tagging.tagfiles import (
@@ -302,6 +304,51 @@ def _check_not_truncated(audio: mutagen.FileType, path: Path, size: int) -> None
                 f"file looks truncated: {path} (its atoms declare {declared} bytes, "
                 f"the file has {size} bytes)"
             )
+    elif isinstance(audio, OggFileType):
+        _check_ogg_pages(path)
+
+
+#: Reverses the bits of a byte: Ogg's CRC-32 is the unreflected one, zlib's the reflected.
+_BIT_REVERSED = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+
+
+def _ogg_crc(page: bytes) -> int:
+    """Ogg's page checksum (CRC-32, polynomial 0x04C11DB7, unreflected, no pre- or
+    post-inversion), computed with zlib's reflected CRC-32 on bit-reversed bytes."""
+    reflected = zlib.crc32(page.translate(_BIT_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{reflected:032b}"[::-1], 2)
+
+
+def _check_ogg_pages(path: Path) -> None:
+    """Refuse an Ogg file with a damaged page.
+
+    A tag write can renumber every page after the comment header, and mutagen then
+    computes every checksum afresh: a page that was damaged would pass its check
+    from then on, and the damage (a click, a dropout) could no longer be found by any
+    player or checker. So every page's checksum is verified before writing."""
+    with open(path, "rb") as handle:
+        number, offset = 0, 0
+        while header := handle.read(27):
+            if len(header) < 27 or header[:4] != b"OggS":
+                raise TagWriteError(
+                    f"damaged Ogg file: {path} (no Ogg page at byte {offset}); not written"
+                )
+            lacing = handle.read(header[26])
+            body = handle.read(sum(lacing))
+            if len(lacing) < header[26] or len(body) < sum(lacing):
+                raise TagWriteError(
+                    f"file looks truncated: {path} (its last Ogg page, at byte {offset}, "
+                    "is cut off); not written"
+                )
+            stored = int.from_bytes(header[22:26], "little")
+            page = header[:22] + b"\0\0\0\0" + header[26:] + lacing + body
+            if _ogg_crc(page) != stored:
+                raise TagWriteError(
+                    f"damaged Ogg file: {path} (page {number} at byte {offset} fails its "
+                    "checksum); not written, since writing tags would recompute the "
+                    "checksums and hide the damage"
+                )
+            number, offset = number + 1, offset + len(page)
 
 
 def _mp4_declared_size(path: Path) -> int:
