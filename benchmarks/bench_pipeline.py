@@ -1,6 +1,18 @@
-"""How fast Nomarr tags music, against the naive way of running the same Essentia models.
+"""How fast Nomarr tags music, against Essentia's own ways of running the same models.
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--tracks 6] [--minutes 1.5]
+    .venv/bin/python benchmarks/bench_pipeline.py [--tracks 8] [--minutes 1.5]   # whole processes
+    .venv/bin/python benchmarks/bench_pipeline.py --details [--tracks 6]          # in one process
+
+By default (the target) it measures whole processes on >= 10 minutes of distinct
+audio: `manage.py tag --dry-run --json` (NOMARR_ENGINE=onnx) against Essentia's
+pipeline done well (`--essentia-way`: MonoLoader, then one TensorflowPredictMusiCNN
+pass for the msd embeddings, one for the msd tags, one for the mtt tags, and each
+head on the embeddings), each process timed on a fixture clip alone and then on the
+clip plus every track, so the difference is the tracks' analysis with start-up
+(imports, model loading, first patches) subtracted. The tiers Nomarr writes are
+compared with the Essentia pipeline's (hop 93: the full-overlap reference).
+
+With --details, in one process:
 
 Builds a set of distinct test tracks from the two 30-s fixture clips with ffmpeg
 (concatenations with tempo and pitch changes, mixes, EQ, echo, reversal), then for
@@ -25,8 +37,10 @@ Never import tensorflow here: it aborts next to the TensorFlow Essentia bundles.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -339,10 +353,22 @@ def tier_counts(analyses) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tracks", type=int, default=6, help="test tracks to build (default 6)")
+    parser.add_argument("--tracks", type=int, default=8, help="test tracks to build (default 8)")
     parser.add_argument(
         "--minutes", type=float, default=1.5, help="length of each track, ±10 %% (default 1.5)"
     )
+    parser.add_argument(
+        "--details", action="store_true", help="the in-process comparison (hops, parts)"
+    )
+    parser.add_argument(
+        "--onnx-threads", type=int, default=None, help="NOMARR_ONNX_THREADS for manage.py tag"
+    )
+    parser.add_argument(
+        "--also-engine-essentia",
+        action="store_true",
+        help="also time manage.py tag with NOMARR_ENGINE=essentia",
+    )
+    parser.add_argument("--essentia-way", nargs="+", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--hops", default="93,187,280,374", help="Nomarr patch hops to measure, in mel frames"
     )
@@ -372,8 +398,178 @@ def setup_django():
     django.setup()
 
 
+# --------------------------------------------------------------------------- whole processes
+
+
+def essentia_way(paths: list[Path]) -> int:
+    """The child process of the whole-process run: Essentia's pipeline done well on
+    each file, one JSON line per file ({"path", "duration", "means": {head stem: [..]}})."""
+    setup_django()
+    from django.conf import settings
+
+    from tagging import catalog as catalog_mod
+    from tagging import runtime
+
+    es = runtime.essentia_standard()
+    catalog = catalog_mod.discover([ROOT / "models", FIXTURE_MODELS], settings.NOMARR_MOOD_HEADS)
+    passes = {}  # (backbone stem, output) -> algorithm: one pass each
+    for backbone in catalog.backbones:
+        for head in backbone.heads:
+            output = backbone.predictions_output if head.graph is None else None
+            output = output or backbone.embeddings_output
+            if (backbone.stem, output) not in passes:
+                passes[backbone.stem, output] = es.TensorflowPredictMusiCNN(
+                    graphFilename=str(backbone.graph), output=output
+                )
+    classifiers = {
+        head.stem: es.TensorflowPredict2D(
+            graphFilename=str(head.graph), input=head.input_name, output=head.output_name
+        )
+        for head in catalog.heads
+        if head.graph is not None
+    }
+    for path in paths:
+        audio = es.MonoLoader(filename=str(path), sampleRate=16000)()
+        outputs = {key: np.asarray(algorithm(audio)) for key, algorithm in passes.items()}
+        means = {}
+        for backbone in catalog.backbones:
+            for head in backbone.heads:
+                if head.graph is None:
+                    activations = outputs[backbone.stem, backbone.predictions_output]
+                else:
+                    embeddings = outputs[backbone.stem, backbone.embeddings_output]
+                    activations = np.asarray(classifiers[head.stem](embeddings))
+                activations = activations.reshape(activations.shape[0], -1)
+                means[head.stem] = activations.mean(axis=0).tolist()
+        line = {"path": str(path), "duration": len(audio) / 16000, "means": means}
+        print(json.dumps(line), flush=True)
+    return 0
+
+
+def run_process(argv: list[str], env: dict[str, str]) -> tuple[float, float, list[dict]]:
+    """(wall s, CPU s of the process and its children, its JSON lines)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:4])} failed:\n{proc.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return wall, cpu, lines
+
+
+def whole_process(args) -> int:
+    setup_django()
+    from django.conf import settings
+
+    from tagging import catalog as catalog_mod
+    from tagging import keys, pipeline
+
+    catalog = catalog_mod.discover([ROOT / "models", FIXTURE_MODELS], settings.NOMARR_MOOD_HEADS)
+    if not catalog.backbones or sum(h.graph is not None for h in catalog.heads) < 9:
+        print(f"expected the default backbones and nine fixture heads; got {catalog}")
+        return 1
+    heads = {head.stem: head for head in catalog.heads}
+    namespace = keys.namespace()
+    started, stall_start = time.perf_counter(), cpu_stall_us()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "nomarr_site.settings",
+        "NOMARR_MODELS_DIR": f"{ROOT / 'models'}:{FIXTURE_MODELS}",
+        "NOMARR_LOG_FILE": "off",
+        "NOMARR_ENGINE": "onnx",
+    }
+    if args.onnx_threads:
+        env["NOMARR_ONNX_THREADS"] = str(args.onnx_threads)
+    print(
+        f"Nomarr whole-process benchmark: {os.cpu_count()} CPU cores (load average"
+        f" {os.getloadavg()[0]:.2f}), NOMARR_PATCH_HOP {settings.NOMARR_PATCH_HOP},"
+        f" batch {settings.NOMARR_BATCH_SIZE}, NOMARR_ONNX_THREADS"
+        f" {args.onnx_threads or settings.NOMARR_ONNX_THREADS}"
+    )
+    with tempfile.TemporaryDirectory(prefix="nomarr-bench-") as tmp:
+        folder = args.tracks_dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        tracks = [path for path, _ in make_tracks(folder, args.tracks, args.minutes, args.seed)]
+        warm = Path(tmp) / "warm.mp3"
+        shutil.copy(sorted(CLIPS_DIR.glob("*.mp3"))[0], warm)
+        nomarr = [sys.executable, str(ROOT / "manage.py"), "tag", "--dry-run", "--json"]
+        essentia = [sys.executable, str(Path(__file__).resolve()), "--essentia-way"]
+        ways = {"nomarr (onnx)": (nomarr, env), "essentia done well": (essentia, env)}
+        if args.also_engine_essentia:
+            ways["nomarr (NOMARR_ENGINE=essentia)"] = (nomarr, {**env, "NOMARR_ENGINE": "essentia"})
+        results = {}
+        for name, (argv, way_env) in ways.items():
+            results[name] = [run_process([*argv, str(warm)], way_env)]
+        for name, (argv, way_env) in ways.items():  # one after the other, same tracks
+            results[name].append(run_process([*argv, str(warm), *map(str, tracks)], way_env))
+    reference = {
+        line["path"]: line
+        for line in results["essentia done well"][1][2]
+        if line["path"] != str(warm)
+    }
+    minutes = sum(line["duration"] for line in reference.values()) / 60
+    print(f"tracks: {len(tracks)} distinct, {minutes:.1f} min of audio")
+    header = f"{'way':<34}{'start-up s':>11}{'s/audio min':>12}{'cpu s/min':>10}{'tiers agree':>18}"
+    print(header)
+    print("-" * len(header))
+    rates = {}
+    for name, ((warm_wall, warm_cpu, _), (wall, cpu, lines)) in results.items():
+        rate = (wall - warm_wall) / minutes
+        rates[name] = rate
+        agree = ""
+        if name.startswith("nomarr"):
+            same = pairs = 0
+            for line in lines:
+                ref = reference.get(line["path"])
+                if ref is None:
+                    continue
+                scores = [(heads[stem], np.array(m)) for stem, m in ref["means"].items()]
+                ref_tiers = {
+                    (s.model, s.label): s.tier
+                    for s in pipeline.describe(scores, namespace, catalog.fingerprint).scores
+                    if s.tier is not None
+                }
+                for score in line["scores"]:
+                    key = (score["model"], score["label"])
+                    if key in ref_tiers:
+                        pairs += 1
+                        same += ref_tiers[key] == score["tier"]
+            agree = f"{same}/{pairs} {100 * same / max(pairs, 1):.1f}%"
+            rates[name + " agree"] = same / max(pairs, 1)
+        print(
+            f"{name:<34}{warm_wall:>11.1f}{rate:>12.2f}{(cpu - warm_cpu) / minutes:>10.2f}"
+            f"{agree or 'reference':>18}"
+        )
+    ours, theirs = rates["nomarr (onnx)"], rates["essentia done well"]
+    agree = rates["nomarr (onnx) agree"]
+    met = ours <= 2.0 and theirs / ours >= 3.5 and agree >= 0.99
+    elapsed, stall_end = time.perf_counter() - started, cpu_stall_us()
+    stalled = ""
+    if stall_start is not None and stall_end is not None:
+        stalled = (
+            f", a task waited for a core {(stall_end - stall_start) / 1e4 / elapsed:.0f} % of it"
+        )
+    print(
+        f"SUMMARY: {minutes:.1f} min of audio; nomarr (onnx) {ours:.2f} s/min, essentia done well"
+        f" {theirs:.2f} s/min: {theirs / ours:.2f}x; tiers agree {100 * agree:.1f}%"
+        f" -> target (<=2.0 s/min, >=3.5x, >=99%) {'MET' if met else 'NOT MET'}"
+    )
+    print(
+        f"(start-up = the process on one 30-s clip, subtracted; benchmark wall time {elapsed:.0f} s"
+        f"{stalled}; load average now {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)"
+    )
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.essentia_way:
+        return essentia_way(args.essentia_way)
+    if not args.details:
+        return whole_process(args)
     if args.tf_threads:
         os.environ["TF_NUM_INTRAOP_THREADS"] = str(args.tf_threads)
         os.environ["TF_NUM_INTEROP_THREADS"] = str(args.tf_threads)

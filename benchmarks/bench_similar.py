@@ -18,7 +18,12 @@ then measures, against the issue's targets:
 * adding 1,000 tracks: the rows written as jobs write them, then the index brought
   up to date by the next query (<= 1 s);
 * the index's memory (<= 250 MB);
-* exact search, so recall@10 against exact search is 1 by construction.
+* recall@10 of the index's search (a 64-number projection, then the candidates
+  re-ranked with the float16 vectors) against exact search over the full float32
+  vectors read from the table (>= 0.95), with the share of the vectors' energy the
+  projection keeps (the synthetic vectors are album clusters in 200 isotropic
+  dimensions, harder on a projection than real embeddings, whose energy sits in
+  fewer directions).
 """
 
 from __future__ import annotations
@@ -159,14 +164,46 @@ def main() -> None:
               f"(target <= {target} ms)")  # fmt: skip
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
+    recall(loaded, list(files.values()))
+
+    started = time.perf_counter()
     populate(1000, start=args.tracks, rng=np.random.default_rng(99))
+    written = time.perf_counter() - started
     seed = next(iter(files.values()))
     started, started_cpu = time.perf_counter(), time.process_time()
     similar.similar(seed, 20)
     added, added_cpu = time.perf_counter() - started, time.process_time() - started_cpu
-    print(f"1,000 tracks added: the next query brought the index up to date in {added:.2f} s "
+    print(f"1,000 tracks added: their rows written in {written:.2f} s (2,000 embeddings, "
+          f"bulk), then the next query brought the index up to date in {added:.2f} s "
           f"({added_cpu:.2f} s CPU; target <= 1 s)")  # fmt: skip
-    print("exact search: recall@10 against exact search is 1.0 by construction")
+    assert len(similar.index()) == args.tracks + 1000
+
+
+def recall(found, seeds, k: int = 10) -> None:
+    """recall@k of similar() against exact float32 search over the table's vectors."""
+    from sonic import similar
+    from sonic.models import TrackEmbedding
+
+    rows = TrackEmbedding.objects.filter(backbone=found.backbone, model_set=found.model_set)
+    files, vectors = [], []
+    for file_id, dims, vector in rows.values_list("file_id", "dims", "vector").iterator(5000):
+        files.append(file_id)
+        vectors.append(np.frombuffer(bytes(vector), dtype="<f4", count=dims))
+    from sonic.index import normalise
+
+    exact, files_array = normalise(np.stack(vectors)), np.array(files)
+    kept = float(np.mean(np.sum((exact @ found.basis) ** 2, axis=1)))
+    hits = 0
+    for seed in seeds:
+        query = exact[np.flatnonzero(files_array == seed.pk)[0]]
+        scores = exact @ query
+        scores[files_array == seed.pk] = -2
+        truth = set(files_array[np.argpartition(-scores, k)[:k]].tolist())
+        hits += len(truth & {m.file.pk for m in similar.similar(seed, k)})
+    print(f"recall@{k} against exact full-dimension float32 search: "
+          f"{hits / (k * len(seeds)):.3f} over {len(seeds)} queries (target >= 0.95); "
+          f"the {found.basis.shape[1]}-number projection keeps {kept:.0%} of the "
+          "vectors' energy")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,13 +19,12 @@ from django.db import transaction
 from django.db.models import Q
 
 from library.models import LibraryFile, LibraryRoot
+from library.signals import autotag_checked
 from tagging import boundary, catalog
-from tagging.jobs import queue_file
+from tagging.jobs import QUEUE_CHUNK, queue_files
 
 log = logging.getLogger(__name__)
 
-#: Files queued per transaction (and between two after_chunk calls).
-QUEUE_CHUNK = 100
 NO_MODELS = "no models installed: nothing queued for tagging"
 
 
@@ -35,10 +34,13 @@ def queue_outdated(
     """Queue the root's files that have no tags of the current model set and were
     not queued for it yet; returns (jobs created, message).
 
-    Each job costs a broker message (about 10 ms with the ORM broker on SQLite), so a
-    big first scan spends most of its time here: after_chunk(created) is called after
-    every QUEUE_CHUNK files, and the scan uses it to save progress and to stop at its
-    cancel flag or time budget (what is left is queued by the next scan)."""
+    Files are queued in bulk, QUEUE_CHUNK (tagging.jobs) to a transaction: one
+    look-up and one insert of their jobs (`tagging.jobs.queue_files`), their rows
+    marked `queued_version`, and one dispatch of the new jobs after the commit (a
+    worker sends their run messages). The Job table stays the truth: a scan stopped
+    half-way has queued whole chunks, and the next scan queues the rest.
+    after_chunk(created) is called after every chunk; the scan uses it to save
+    progress and to stop at its cancel flag or time budget."""
     version = catalog.current_version()
     if version is None:
         return 0, NO_MODELS
@@ -50,21 +52,24 @@ def queue_outdated(
         .order_by("pk")
         .values_list("pk", "path")
     )
+    roots = boundary.library_roots()
     created, last = 0, 0
     while chunk := list(todo.filter(pk__gt=last)[:QUEUE_CHUNK]):
         last = chunk[-1][0]
-        made = 0
+        paths = []
+        for _, path in chunk:
+            try:
+                paths.append(boundary.inside_library(path, roots))
+            except (boundary.OutsideLibrary, boundary.Unresolvable) as exc:
+                # A folder became a symlink out since the walk: the next scan tells.
+                log.warning("not queued: %s", exc)
         with transaction.atomic():
-            for _, path in chunk:
-                try:
-                    made += queue_file(Path(path))[1]
-                except (boundary.OutsideLibrary, boundary.Unresolvable) as exc:
-                    # A folder became a symlink out since the walk: the next scan tells.
-                    log.warning("not queued: %s", exc)
+            made = sum(new for _, new in queue_files(paths, checked=True))
             LibraryFile.objects.filter(pk__in=[pk for pk, _ in chunk]).update(
                 queued_version=version
             )
         created += made
         if after_chunk:
             after_chunk(made)
+    autotag_checked.send(sender=LibraryRoot, root=root)
     return created, ""

@@ -293,3 +293,88 @@ class TagValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}={self.value}"
+
+
+class ScoreDistribution(models.Model):
+    """The library's score distribution per label at one moment (library/calibration.py).
+
+    `labels` holds, per score key, how many files have the score (`n`), its percentiles
+    (`p5` ... `p95`, and `min`, `max`) and a histogram over [0, 1]. A `measured` row is
+    the library as it was (remeasured as the library grows); a `calibration` row is one
+    a person chose to calibrate tiers on: the latest is the calibration in use when
+    NOMARR_TIER_SCORES=calibrated, and the drift is the latest measure against it."""
+
+    class Kind(models.TextChoices):
+        MEASURED = "measured"
+        CALIBRATION = "calibration"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.MEASURED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    files = models.PositiveIntegerField(default=0, help_text="files with scores")
+    # What the library was when measured (files and their last read), to tell a stale measure.
+    library_state = models.CharField(max_length=100, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.files} files)"
+
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """{score key: (p5, p95)}: what tiers are calibrated on."""
+        return {key: (stats["p5"], stats["p95"]) for key, stats in self.labels.items()}
+
+
+class RetierRun(models.Model):
+    """One `retier`: tiers and mood sets re-decided from the stored scores, file by file
+    in id order; `cursor` is the last file done, so a run that stopped carries on there."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        INTERRUPTED = "interrupted"  # at its time budget, or its process died: resumable
+        CANCELLED = "cancelled"
+        FAILED = "failed"
+
+    COUNTERS = ("checked", "changed", "unchanged", "errors")
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(max_length=20, blank=True)
+    # What the tiers are decided by (NOMARR_TIER_SCORES, the calibration, the rules): a
+    # run resumed under another rule starts again.
+    tier_scores = models.CharField(max_length=12, default="raw")
+    calibration = models.ForeignKey(
+        ScoreDistribution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now_add=True)  # heartbeat
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)  # host:pid; empty: waits for one
+    cursor = models.BigIntegerField(default=0, help_text="the last file id done")
+    total = models.PositiveIntegerField(default=0, help_text="files of the current model set")
+    checked = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0, help_text="files whose tags were rewritten")
+    unchanged = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True)  # [{"path", "problem"}], the first few
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="running"), name="one_running_retier"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"retier #{self.pk} {self.status}"
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in ("total", *self.COUNTERS)}
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.checked / self.total) if self.total else 100

@@ -12,4 +12,7 @@ urlpatterns = [
     path("scans/", views.scans, name="scans"),
     path("scans/<int:root_id>/", views.scan_action, name="scan-action"),
     path("analytics/", views.analytics_page, name="analytics"),
+    path("calibration/", views.calibration_page, name="calibration"),
+    path("calibration/action/", views.calibration_action, name="calibration-action"),
+    path("calibration/retier/", views.retier_progress, name="retier-progress"),
 ]

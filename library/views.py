@@ -7,16 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from library import analytics, live, scanning, tasks
-from library.models import LibraryFile, LibraryRoot, Scan
+from library import analytics, calibration, live, retier, scanning, tasks
+from library.models import LibraryFile, LibraryRoot, RetierRun, Scan
 from library.roots import sync_settings_roots
+from nomarr_site import confirm
 from tagging import jobs, keys, tagfiles
 from tagging.boundary import OutsideLibrary, resolve_in_library, within
 from tagging.models import WorkerState
@@ -103,7 +106,14 @@ def _page(request: HttpRequest, files: QuerySet):
         f.moods = moods.get(f.pk, [])
         f.length = _length(f.duration)
         f.name = Path(f.path).name
+        f.where = _shown_folder(f)
     return page
+
+
+def _shown_folder(f: LibraryFile) -> str:
+    """The file's folder inside its root, so that identical titles can be told apart."""
+    inside = f.folder[len(f.root.path) :].strip("/") if within(f.folder, f.root.path) else ""
+    return f"{f.root.name}/{inside}" if inside else f.root.name
 
 
 def roots_overview() -> list[LibraryRoot]:
@@ -131,7 +141,7 @@ def index(request: HttpRequest) -> HttpResponse:
     if root is None and len(roots) == 1 and not form.searching:
         root = roots[0]
     context = {"form": form, "roots": roots, "root": root, "folders": [], "crumbs": []}
-    files = LibraryFile.objects.all()
+    files = LibraryFile.objects.select_related("root")
     if form.searching:
         tier_keys = [label.tier_key for label in words.get(data["mood"], [])]
         files = files.search(data["q"], data["mood"], data["tier"], tier_keys)
@@ -225,6 +235,9 @@ def scan_action(request: HttpRequest, root_id: int) -> HttpResponse:
             note = " (no worker is running: it starts with one)" if idle else ""
             messages.success(request, f"{what} of {root} handed to the workers{note}")
     elif action == "cancel":
+        if not confirm.confirmed(request):
+            question = f"Stop the running scan of {root}? What it has read so far is kept."
+            return confirm.ask(request, question, "Yes, cancel the scan", reverse("library:scans"))
         n = scanning.cancel_scans(root)
         live.announce()
         messages.info(request, f"{root}: scan asked to stop" if n else f"{root}: no scan running")
@@ -264,3 +277,62 @@ def analytics_page(request: HttpRequest) -> HttpResponse:
     report["last_scan"] = Scan.objects.aggregate(at=Max("finished_at"))["at"]
     charts = {k: report[k] for k in ("frequencies", "tiers", "by_genre", "by_year")}
     return render(request, "library/analytics.html", {**report, "charts": charts})
+
+
+# --- calibration and retier ------------------------------------------------------------
+
+
+def retier_context() -> dict:
+    """The last retier run, for the #retier region (polled while a run is running)."""
+    run = RetierRun.objects.first()
+    running = run is not None and run.status == RetierRun.Status.RUNNING
+    return {"run": run, "running": running, "workers": WorkerState.objects.workers_alive()}
+
+
+def calibration_page(request: HttpRequest) -> HttpResponse:
+    """Each label's score distribution in the library, its drift since the calibration
+    in use, and the retier button (staff)."""
+    measured, in_use = calibration.latest_measure(), calibration.current()
+    context = {
+        "measured": measured,
+        "in_use": in_use,
+        "mode": settings.NOMARR_TIER_SCORES,
+        **calibration.drift(measured, in_use),
+        **retier_context(),
+    }
+    return render(request, "library/calibration.html", context)
+
+
+def retier_progress(request: HttpRequest) -> HttpResponse:
+    """The #retier region alone (htmx polls it while a run is running)."""
+    return render(request, "library/_retier.html", retier_context())
+
+
+@require_POST
+def calibration_action(request: HttpRequest) -> HttpResponse:
+    """Measure the library now, calibrate on it, or start (or restart) a retier."""
+    action = request.POST.get("action", "")
+    if action == "measure":
+        row = calibration.measure()
+        messages.success(request, f"Measured {row.files} files")
+    elif action == "calibrate":
+        try:
+            row = calibration.calibrate()
+        except calibration.CalibrationError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request,
+                f"Calibration #{row.pk} saved from {row.files} files: run a retier to apply it"
+                + ("" if settings.NOMARR_TIER_SCORES == "calibrated" else " once NOMARR_TIER_SCORES=calibrated"),
+            )
+    elif action in ("retier", "restart"):
+        try:
+            run = retier.start_in_background(trigger="web", restart=action == "restart")
+        except retier.RetierRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Retier #{run.pk} handed to the workers")
+    else:
+        messages.error(request, "Unknown action")
+    return redirect("library:calibration")

@@ -90,6 +90,9 @@ ACCESS: dict[str, Access] = {
     "library:scans": USERS,
     "library:scan-action": STAFF_ONLY,  # scan, full scan, cancel
     "library:analytics": USERS,
+    "library:calibration": USERS,
+    "library:calibration-action": STAFF_ONLY,  # measure, calibrate, retier
+    "library:retier-progress": USERS,
     # playlists
     "playlists:index": USERS,
     "playlists:navidrome_config": USERS,
@@ -100,11 +103,22 @@ ACCESS: dict[str, Access] = {
     "sonic:map": USERS,
     "sonic:map-points": USERS,
     "sonic:duplicates": USERS,
+    # teach a tag: every person sees; staff act (teaching writes tags into every file)
+    "teach:index": STAFF_ACTS,  # make a tag
+    "teach:tag": STAFF_ACTS,  # forget a tag
+    "teach:examples": STAFF_ACTS,
+    "teach:train": STAFF_ACTS,
+    "teach:apply": STAFF_ACTS,
+    "teach:head": STAFF_ACTS,
+    "teach:mark": STAFF_ACTS,  # mark a file yes or no
+    "teach:genres": STAFF_ACTS,  # write the genre suggestions
     # accounts and settings
     "login": PUBLIC,
     "logout": PUBLIC,
     "account-settings": USERS,  # staff see the keys; the page says who may change what
     "account-root": STAFF_ONLY,
+    "account-root-add": STAFF_ONLY,
+    "account-root-state": STAFF_ONLY,  # enable, disable, remove
     "account-keys": STAFF_ONLY,
     # the site
     "health": PUBLIC,

@@ -42,6 +42,10 @@ SECRET_KEY = env_str("NOMARR_SECRET_KEY", "").strip() or secret_key_file(
 # same compose network reach it as http://nomarr:8356.
 NOMARR_HOST = env_str("NOMARR_HOST", "127.0.0.1").strip() or "127.0.0.1"
 NOMARR_PORT = env_int("NOMARR_PORT", 8356, minimum=1, maximum=65535)
+# Web server (daphne) processes `serve` runs, sharing one listening socket. Live pages
+# work in each with either channel layer (without Redis each socket watches the
+# database; with it announcements reach every process). benchmarks/bench_api.py.
+NOMARR_WEB_PROCESSES = env_int("NOMARR_WEB_PROCESSES", 2, minimum=1, maximum=64)
 # Host names the server answers to (Django's ALLOWED_HOSTS; `*` for any, as in the
 # Docker image). The loopback names are always allowed: the container's health check
 # and `curl localhost` on the machine itself use them, and no other site can make a
@@ -78,6 +82,7 @@ INSTALLED_APPS = [
     "playlists",
     "accounts",
     "sonic",
+    "teach",
 ]
 
 MIDDLEWARE = [
@@ -219,6 +224,13 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": NOMARR_LOG_LEVEL},
+    # Commands print only what they mean: not django-axes' start banner on every command,
+    # nor django-q2's task numbers next to Nomarr's job numbers (Nomarr logs its jobs itself).
+    # NOMARR_LOG_LEVEL=DEBUG shows both again.
+    "loggers": {
+        name: {"level": "DEBUG" if NOMARR_LOG_LEVEL == "DEBUG" else "WARNING"}
+        for name in ("axes", "django-q")
+    },
 }
 if NOMARR_LOG_FILE:
     writable_dir("NOMARR_LOG_FILE", NOMARR_LOG_FILE.parent)
@@ -257,6 +269,11 @@ NOMARR_MOOD_HEADS = env_list(
 NOMARR_NAMESPACE = env_str("NOMARR_NAMESPACE", "nom").strip().lower()
 # Also write the standard multi-value MOOD tag (from mood-regular).
 NOMARR_WRITE_MOOD = env_bool("NOMARR_WRITE_MOOD", True)
+# What tiers and mood sets are decided on: the models' raw scores (Essentia's published
+# semantics) or scores calibrated on the library (each label min-max between its p5 and
+# p95 in the library's last calibration, as the original Nomarr did). `manage.py retier`
+# re-decides the stored scores after a change.
+NOMARR_TIER_SCORES = env_choice("NOMARR_TIER_SCORES", "raw", ["raw", "calibrated"])
 # Tracks shorter than this many seconds are skipped.
 NOMARR_MIN_DURATION = env_float("NOMARR_MIN_DURATION", 7.0, minimum=0)
 # Tracks longer than this many seconds (by their header, before decoding) are skipped.
@@ -268,10 +285,35 @@ NOMARR_PATCH_HOP = env_int("NOMARR_PATCH_HOP", 93, minimum=1)
 # Patches fed to a backbone in one call: small batches are ~10 % faster on a CPU
 # (benchmarks/bench_pipeline.py --batch-sizes); a GPU wants larger ones.
 NOMARR_BATCH_SIZE = env_int("NOMARR_BATCH_SIZE", 4, minimum=1)
+# What runs the models: "onnx" (onnxruntime on each model's ONNX twin, made once per
+# .pb by tf2onnx in a child process; ~2x Essentia's own TensorFlow on a CPU, and the
+# GPU through onnxruntime-gpu) or "essentia" (Essentia's bundled TensorFlow). A model
+# whose twin cannot be made runs on Essentia either way.
+NOMARR_ENGINE = env_choice("NOMARR_ENGINE", "onnx", ["onnx", "essentia"])
+# Intra-op threads of each backbone's onnxruntime session. 1: the musicnn backbones
+# run side by side, one thread each (benchmarks/bench_pipeline.py --onnx-threads).
+NOMARR_ONNX_THREADS = env_int("NOMARR_ONNX_THREADS", 1, minimum=1, maximum=64)
+# Where the ONNX twins made at run time are kept (a cache: made again when missing).
+NOMARR_ONNX_CACHE = env_path("NOMARR_ONNX_CACHE", NOMARR_DATA_DIR / ".cache" / "onnx")
 # Library roots, separated by ':'.
 NOMARR_LIBRARY_ROOTS = [
     Path(p).expanduser().resolve() for p in env_list("NOMARR_LIBRARY_ROOTS", [], sep=":")
 ]
+
+# --- Model zoo (manage.py download_models, the Models page) -------------------------
+# Where Essentia's classifier heads are fetched from: Essentia's site, a mirror with the
+# same layout (https://...), or a local folder (a path or file://...) for offline installs,
+# in that layout or flat. NOMARR_MODELS_MANIFEST: the list of heads with their sizes and
+# sha256 (default: tagging/zoo_manifest.json; a mirror of other bytes brings its own).
+NOMARR_MODELS_URL = env_str("NOMARR_MODELS_URL", "").strip() or "https://essentia.upf.edu/models/"
+if not NOMARR_MODELS_URL.startswith(("http://", "https://", "file://", "/", "~", ".")):
+    raise SettingError(
+        "NOMARR_MODELS_URL must be an http(s):// URL or a folder (a path or file://...), "
+        f"got {NOMARR_MODELS_URL!r}"
+    )
+NOMARR_MODELS_MANIFEST = env_path(
+    "NOMARR_MODELS_MANIFEST", BASE_DIR / "tagging" / "zoo_manifest.json"
+)
 
 # --- Jobs (django-q2) ---------------------------------------------------------
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("library/", include("library.urls")),
     path("playlists/", include("playlists.urls")),
     path("sonic/", include("sonic.urls")),
+    path("teach/", include("teach.urls")),
     path("health", health.health, name="health"),
     path("metrics", metrics.metrics, name="metrics"),
 ]

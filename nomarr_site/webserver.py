@@ -16,17 +16,20 @@ sends is read and dropped for a few seconds, so closing does not reset the
 connection under an answer not yet read.
 
 `python -m nomarr_site.webserver <daphne's arguments>` runs daphne so
-(`manage.py serve` does).
+(`manage.py serve` does, with `--fd N`: a listening socket it opened and shares among
+its web processes; IPv4 or IPv6, told by the socket itself).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 from http import HTTPStatus
 
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory
 from twisted.internet import reactor
+from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.web import http
 
 API_PREFIX = b"/api/"
@@ -108,8 +111,24 @@ def _channel(factory: HTTPFactory) -> http._GenericHTTPChannelProtocol:
     return http._GenericHTTPChannelProtocol(LimitedHTTPChannel())
 
 
+def _adopt(parser, reactor, fileno, domain=None) -> AdoptedStreamServerEndpoint:
+    """daphne's `fd:fileno=N` endpoint, with the socket's own address family (daphne's
+    parser assumes IPv4)."""
+    fileno = int(fileno)
+    probe = socket.socket(fileno=fileno)  # reads the family; detached, so not closed
+    family = probe.family
+    probe.detach()
+    return AdoptedStreamServerEndpoint(reactor, fileno, family)
+
+
 def main() -> None:
     HTTPFactory.protocol = _channel  # daphne's factory; daphne builds one per server
+    try:
+        from twisted.plugins import fd_endpoint  # daphne's, installed into Twisted's plugins
+    except ImportError:
+        pass
+    else:
+        fd_endpoint._FDParser._parseServer = _adopt
     CommandLineInterface.entrypoint()
 
 

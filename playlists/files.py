@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +73,39 @@ def playlist_dir() -> Path:
     return resolved
 
 
+#: Characters some file system Navidrome may read the folder through cannot hold
+#: (Windows and SMB shares: < > : " / \\ | ? *, besides control characters), and
+#: what stands for each so the words keep their meaning: a colon or a slash becomes a
+#: dash between spaces ("Focus: calm" -> "Focus - calm", "Rock/Pop" -> "Rock - Pop"),
+#: a double quote a single one; ? * < > | are dropped. Look-alike characters
+#: (the fullwidth colon U+FF1A) are not used: SMB and macOS map some of them back and forth.
+FILE_NAME_MAP = {":": " - ", "/": " - ", "\\": " - ", "|": " - ", '"': "'"}
+FILE_NAME_DROP = set("?*<>")
+#: Names Windows (and so SMB) refuses whatever the extension.
+RESERVED_NAMES = {"con", "prn", "aux", "nul"} | {
+    f"{p}{n}" for p in ("com", "lpt") for n in range(10)
+}
+MAX_NAME_BYTES = 200
+
+
 def file_name(name: str, suffix: str) -> str:
-    """A safe file name for a playlist name: no folders, no hidden files."""
-    stem = re.sub(r"[^\w \-().,&'+]+", "-", name, flags=re.UNICODE).strip(" .-")[:150]
+    """A file name for a playlist name that keeps its words and is valid on Linux,
+    macOS, Windows and SMB: no folders, no hidden file, at most MAX_NAME_BYTES."""
+    stem = ""
+    for char in unicodedata.normalize("NFC", name):
+        if char in FILE_NAME_MAP:
+            stem += FILE_NAME_MAP[char]
+        elif char in FILE_NAME_DROP or unicodedata.category(char)[0] == "C":
+            stem += " " if char in "\t\n\r" else ""
+        else:
+            stem += char
+    stem = re.sub(r"\s+", " ", stem)
+    stem = re.sub(r"( - )+", " - ", stem).strip(" .-")
+    while len(stem.encode("utf-8")) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    stem = stem.rstrip(" .-")
+    if stem.lower().split(".")[0] in RESERVED_NAMES:
+        stem = f"{stem} playlist"
     if not stem:
         raise PlaylistFileError(f"the playlist name {name!r} gives no usable file name")
     return f"{stem}.{suffix}"
@@ -160,7 +191,7 @@ def nsp_document(rules: dict) -> dict:
     document: dict = {"name": _name(rules), "comment": comment}
     if "public" in rules:
         document["public"] = rules["public"]
-    for key in ("all", "any", "sort", "order", "limit"):
+    for key in ("all", "any", "sort", "order", "limit", "limitPercent", "offset", "refreshDelay"):
         if key in rules:
             document[key] = rules[key]
     return document

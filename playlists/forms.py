@@ -18,7 +18,7 @@ class RuleRowForm(forms.Form):
     field = forms.CharField(
         required=False,
         max_length=255,
-        widget=forms.TextInput(attrs={"list": "playlist-fields", "size": 44}),
+        widget=forms.TextInput(attrs={"list": "playlist-fields"}),
     )
     op = forms.ChoiceField(choices=[(op, op) for op in OPERATORS.values()], required=False)
     value = forms.CharField(required=False, max_length=500)
@@ -61,7 +61,7 @@ class PlaylistForm(forms.Form):
         label="rules as JSON",
         help_text='replaces the rows when filled: {"all": [...]} or {"any": [...]}, groups '
         "nested inside",
-        widget=forms.Textarea(attrs={"rows": 12, "cols": 80, "spellcheck": "false"}),
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "style": "width: 100%"}),
     )
 
     def __init__(self, *args, catalog: FieldCatalog, rows_initial=None, **kwargs):

@@ -1,6 +1,6 @@
 """The `Tags` section of navidrome.toml that makes Nomarr's keys Navidrome fields.
 
-Navidrome (v0.55+, "custom tags", https://www.navidrome.org/docs/usage/configuration/custom-tags/)
+Navidrome (custom tags, https://www.navidrome.org/docs/usage/configuration/custom-tags/)
 imports only the tags its configuration names. Each `[Tags.<name>]` table defines a
 field; its name is the TOML key lowercased, and `Aliases` lists the tag names, as
 Navidrome sees them in files, that feed it. How Navidrome (TagLib; its
@@ -13,8 +13,12 @@ adapters/taglib and adapters/gotaglib) names a tag in each container:
 
 Nomarr stores a key as the lowercase TXXX description, the uppercase Vorbis field
 and the lowercase freeform name (tagging/writers.py), so the three rules give one
-alias per key. `Type = "float"` makes scores numbers (valid types: string, int,
-float, date, uuid, pair; numeric comparisons need Navidrome v0.56+). Nomarr writes
+alias per key; the MP4 name is also listed with its prefix,
+`----:com.apple.itunes:<key>`, the spelling Navidrome's own mappings
+(resources/mappings.yaml) give MP4 aliases, for readers that keep the prefix.
+`Type = "float"` makes scores numbers (valid types: string, int, float, date,
+uuid, pair). Navidrome 0.56 or later is needed: before 0.56 every gt/lt on a score
+compares text and is silently always true or always false. Nomarr writes
 each mood word as its own value; the mood sets also get `Split` so that files where
 another tagger joined them into one value ("happy; relaxed", as Picard does for
 ID3v2.3) still give one value per word. Navidrome applies a changed tag
@@ -31,6 +35,7 @@ import json
 from playlists.fields import FieldCatalog, Kind, library_keys, nomarr_field
 
 MP4_FREEFORM_PREFIX = "----:com.apple.iTunes:"
+MIN_VERSION = "0.56"
 FLOAT = "float"
 MOOD_SPLIT = ["; "]
 
@@ -56,6 +61,7 @@ def navidrome_name(container: str, stored: str) -> str:
 def aliases(key: str) -> list[str]:
     """Every name Navidrome may see for key, one per distinct spelling."""
     names = [navidrome_name(c, stored) for c, stored in stored_names(key).items()]
+    names.append(stored_names(key)["mp4"].lower())  # as Navidrome's mappings.yaml spells MP4
     return sorted(set(names))
 
 
@@ -90,9 +96,10 @@ def config_toml(keys: list[str] | None = None) -> str:
         "# Nomarr's tags as Navidrome fields: paste this at the END of navidrome.toml",
         "# (it is a set of TOML tables), restart Navidrome, then run a FULL scan:",
         "# Navidrome reads a changed tag configuration only on a full scan, not a quick one.",
-        "# Needs Navidrome v0.55+ (custom tags); comparing scores as numbers (gt, lt) needs",
-        "# v0.56+. Custom tags can only be set in a configuration file (ND_CONFIGFILE), not",
-        "# in environment variables. MOOD needs no entry: Navidrome imports it as `mood`.",
+        f"# Needs Navidrome {MIN_VERSION} or later: before {MIN_VERSION} every gt/lt on a score",
+        "# compares text and is silently always true or false. Custom tags can only be set",
+        "# in a configuration file (ND_CONFIGFILE), not in environment variables. MOOD",
+        "# needs no entry: Navidrome imports it as `mood`.",
         f"# {len(fields)} fields: {scores} scores (float), {tiers} tiers, "
         f"{sets} mood sets (multi-valued), {len(fields) - scores - tiers - sets} other.",
     ]

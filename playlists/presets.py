@@ -118,6 +118,9 @@ class Preset:
     description: str
     params: tuple[Param, ...]
     build: Builder
+    #: The playlist's name from the parameters (default: the preset's name), so that
+    #: two playlists of one template are two files.
+    title: Callable[[dict], str] | None = None
 
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params}
@@ -140,7 +143,8 @@ class Preset:
     def rules(self, raw: Mapping[str, object] | None = None) -> dict:
         values = self.values(raw)
         body = self.build(values)
-        rules = {"name": self.name, "comment": self.description, **body}
+        name = self.title(values) if self.title else self.name
+        rules = {"name": name, "comment": self.description, **body}
         if "limit" in values:
             rules["limit"] = values["limit"]
         return rules
@@ -273,6 +277,7 @@ PRESETS: tuple[Preset, ...] = (
             LIMIT,
         ),
         lambda v: {"all": [{"is": {mood_set_key(v["set"]): v["mood"]}}], "sort": "random"},
+        title=lambda v: f"Mood: {v['mood']}" + ("" if v["set"] == "regular" else f" ({v['set']})"),
     ),
     Preset(
         "dance-floor",

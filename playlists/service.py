@@ -35,8 +35,24 @@ class Outcome:
             return json.dumps(self.rules, indent=2, ensure_ascii=False)
 
 
-def run(action: str, rules: dict, catalog: FieldCatalog, sample: int = 20) -> Outcome:
-    """Preview validated rules, then write, export or push them.
+def navidrome_client(check: bool = True) -> subsonic.Client:
+    """The Subsonic client the settings describe, its credentials tried with `ping`
+    when check (SubsonicError names the setting or the failure)."""
+    client = subsonic.Client.from_settings()
+    if check:
+        client.call("ping")
+    return client
+
+
+def run(
+    action: str,
+    rules: dict,
+    catalog: FieldCatalog,
+    sample: int = 20,
+    client: subsonic.Client | None = None,
+) -> Outcome:
+    """Preview validated rules, then write, export or push them (push: to client,
+    default the one the settings describe).
 
     Failures (a user's file in the way, a playlist folder outside the library, a
     Navidrome that refuses) land in Outcome.error; nothing is half-done."""
@@ -62,17 +78,13 @@ def run(action: str, rules: dict, catalog: FieldCatalog, sample: int = 20) -> Ou
             outcome.message = f"{verb} {written.path} with {written.tracks} tracks."
         else:
             pushed = subsonic.push(
-                subsonic.Client.from_settings(),
+                client or navidrome_client(check=False),
                 rules.get("name", ""),
                 selected_files(rules, catalog),
                 comment=rules.get("comment", ""),
                 public=rules.get("public", False),
             )
-            verb = "Created" if pushed.created else "Updated"
-            outcome.message = (
-                f"{verb} the Navidrome playlist {pushed.name!r} (id {pushed.playlist_id}) "
-                f"with {pushed.songs} songs."
-            )
+            outcome.message = pushed.summary()
     except (files.PlaylistFileError, subsonic.SubsonicError) as exc:
         outcome.error = str(exc)
     return outcome

@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from playlists import files, navidrome, service
-from playlists.fields import FieldCatalog
+from playlists.fields import FieldCatalog, library_keys
 from playlists.forms import PlaylistForm, initial_from_rules
 from playlists.presets import PresetError
 from playlists.rules import RuleError
@@ -69,9 +69,11 @@ def index(request):
 
 @require_GET
 def navidrome_config(request):
-    text = navidrome.config_toml()
+    keys = library_keys()
+    text = navidrome.config_toml(keys)
     if request.GET.get("download"):
         response = HttpResponse(text, content_type="application/toml; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="nomarr-navidrome.toml"'
         return response
-    return render(request, "playlists/navidrome_config.html", {"config": text})
+    context = {"config": text, "fields": len(keys), "lines": text.count("\n")}
+    return render(request, "playlists/navidrome_config.html", context)

@@ -9,7 +9,6 @@ library with none answers 404 `empty_library`; a count outside its bounds 400.
 
 from __future__ import annotations
 
-from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -32,29 +31,15 @@ from sonic import similar, tracks
 from tagging.serializers import library_path
 
 
-class NotAnalysedError(APIError):
-    status_code = 404
-    code = "not_analysed"
+def _error(code: str, status: int) -> type[APIError]:
+    return type(code, (APIError,), {"status_code": status, "code": code})
 
 
-class EmptyLibraryError(APIError):
-    status_code = 404
-    code = "empty_library"
-
-
-class FileNotInLibrary(APIError):
-    status_code = 404
-    code = "file_not_found"
-
-
-class BadRequest(APIError):
-    status_code = 400
-    code = "invalid_request"
-
-
-class DeliveryFailed(APIError):
-    status_code = 409
-    code = "playlist_failed"
+NotAnalysedError = _error("not_analysed", 404)
+EmptyLibraryError = _error("empty_library", 404)
+FileNotInLibrary = _error("file_not_found", 404)
+BadRequest = _error("invalid_request", 400)
+DeliveryFailed = _error("playlist_failed", 409)
 
 
 # --- what comes in ------------------------------------------------------------------------
@@ -186,12 +171,7 @@ def answering(call):
 
 def playlist_answer(action: str, name: str, found: list[LibraryFile], default_name: str):
     if action == "m3u8":
-        response = HttpResponse(
-            delivery.m3u8(name or default_name, found),
-            content_type="audio/x-mpegurl; charset=utf-8",
-        )
-        response["Content-Disposition"] = 'attachment; filename="nomarr.m3u8"'
-        return response
+        return delivery.m3u8_download(name or default_name, found)
     body = {"tracks": [track_data(f) for f in found]}
     if action in ("write", "push"):
         try:
@@ -252,21 +232,7 @@ class MixView(NomarrView):
     def post(self, request):
         params = validated(MixRequestSerializer, request.data)
         seeds = [find(ref) for ref in params["seeds"]]
-        options = similar.MixOptions(
-            count=params["count"],
-            artist_gap=params["artist_gap"],
-            per_album=params["per_album"],
-            min_duration=params["min_duration"],
-            max_duration=params["max_duration"],
-            include_seeds=params["include_seeds"],
-        )
-
-        def build():
-            chosen = similar.seeds_of(params["album"], params["artist"], seeds)
-            options.allowed = similar.allowed_by_mood(params["mood"], params["tier"])
-            return similar.mix(chosen, options)
-
-        found = answering(build)
+        found = answering(lambda: similar.instant_mix(params, seeds))
         return playlist_answer(params["action"], params["name"], found, "Nomarr instant mix")
 
 

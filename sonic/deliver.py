@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.http import HttpResponse
+
 from library.models import LibraryFile
 from playlists import files as playlist_files
 from playlists import subsonic
@@ -24,6 +26,13 @@ def m3u8(name: str, tracks: list[LibraryFile]) -> str:
     return "\n".join(
         line if line.startswith("#") or not line else "/" + line for line in text.split("\n")
     )
+
+
+def m3u8_download(name: str, tracks: list[LibraryFile]) -> HttpResponse:
+    """The M3U8 as a file to download."""
+    response = HttpResponse(m3u8(name, tracks), content_type="audio/x-mpegurl; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="nomarr.m3u8"'
+    return response
 
 
 def deliver(action: str, name: str, tracks: list[LibraryFile]) -> str:

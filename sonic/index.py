@@ -1,23 +1,34 @@
 """The search index: a cache of one embedding space, rebuilt from the table by any process.
 
 Similarity is the cosine of the track-level mean embeddings of one backbone (see
-`search_backbone`) under the current model set: the vectors are normalised once,
-here, so a search is one matrix product. Exact search with numpy is enough: 200,000
-tracks of 200 float32 numbers are 160 MB and a query takes a few milliseconds
-(benchmarks/bench_similar.py measures it); no approximate index, so nothing to tune
-and no recall to lose.
+`search_backbone`) under the current model set. The index keeps each vector
+normalised, as float16 (`full`: 200 numbers, 400 bytes a track), and, for the
+search, its projection on the REDUCED_DIMS principal directions of the table
+(`reduced`, float32: the top eigenvectors of the vectors' second moment, fitted on
+the rows held, so a dot product there is the best REDUCED_DIMS-number estimate of
+the cosine). A search is one matrix product with the reduced vectors (a third of
+the exact product's memory traffic), then the best candidates (at least
+CANDIDATES, more for a long list) re-ranked exactly with the full vectors: the
+scores it gives are exact cosines, and what it can miss is a track the reduced
+space ranks below all the candidates. benchmarks/bench_similar.py measures that
+recall@10 against exact full-dimension float32 search (>= 0.95 is the target; it
+prints the figure); an index of CANDIDATES tracks or fewer is searched exactly.
 
 TrackEmbedding is the truth, and each process keeps its own copy of the index in
 step with it, without a signal: a row added or replaced gets a new, higher
 generation (sonic.models.Generation), so before each search the index asks the
 table for its highest generation and reads only the rows above the one it has
 (a Lidarr import of an album reads a dozen rows, not the library). Rows removed
-since (a deleted file, a replaced embedding) are found by comparing counts, at
-most every RECONCILE_SECONDS, and dropped; meanwhile a search never shows them,
-since its results are read back from LibraryFile and each file
-once. The index is saved to the cache folder (NOMARR_SONIC_CACHE, by default the
-data folder's .cache/sonic) and loaded from there by the next process, then brought
-up to date the same way, so a restart reads the table once, not per process start.
+since (a deleted file, a replaced embedding) are found by comparing the count and
+the sum of the generations, at most every RECONCILE_SECONDS (at once when the
+highest generation went down), then dropped, and rows the table has that the
+index lacks are read; meanwhile a search never shows a removed file, since its
+results are read back from LibraryFile, and each file once. The projection is
+fitted again when the index has grown to REFIT_GROWTH times the rows it was fitted
+on. The index is saved to the cache folder (NOMARR_SONIC_CACHE, by default the
+data folder's .cache/sonic) and loaded from there by the next process, then
+brought up to date the same way, so a restart reads the table once, not per
+process start.
 """
 
 from __future__ import annotations
@@ -27,12 +38,14 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Max
+from threadpoolctl import ThreadpoolController
+from django.db.models import Count, Max, Sum
 
 from sonic.models import TrackEmbedding
 
@@ -47,6 +60,30 @@ SAVE_AFTER = 1000
 #: Room kept for new rows beyond those held (a share of them, and at least MIN_ROOM),
 #: so that adding an album writes into it instead of copying the whole index.
 ROOM_SHARE, MIN_ROOM = 0.25, 4096
+#: Numbers per track in the searched projection, and the fewest candidates re-ranked
+#: exactly (8 times the rows asked for when that is more).
+REDUCED_DIMS, CANDIDATES = 64, 256
+#: The projection is fitted again once the index holds this many times the rows it
+#: was fitted on.
+REFIT_GROWTH = 2.0
+#: Rows converted to float32 at a time (fitting, projecting, comparing all pairs).
+TILE = 8192
+#: The saved copy's layout; a copy of another layout is not read (rebuilt instead).
+FORMAT = 2
+
+
+_blas = ThreadpoolController()
+#: One search at a time changes BLAS's thread count (a process-wide setting), so two
+#: searching threads never restore each other's.
+_blas_lock = threading.Lock()
+
+
+def _one_thread_product(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """matrix @ vector on one BLAS thread: a matrix-vector product is bound by memory,
+    and BLAS's threads only wait for each other on a busy machine (four times slower
+    at a load of 5 on 2 cores, benchmarks/bench_similar.py's machine)."""
+    with _blas_lock, _blas.limit(limits=1, user_api="blas"):
+        return matrix @ vector
 
 
 def search_backbone() -> str:
@@ -76,16 +113,23 @@ class Hit:
     score: float
 
 
+def _empty() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float16)
+
+
 class Index:
-    """Exact cosine search over the mean embeddings of one backbone and model set."""
+    """Cosine search over the mean embeddings of one backbone and model set."""
 
     def __init__(self, backbone: str, model_set: str) -> None:
         self.backbone, self.model_set = backbone, model_set
         self.ids = np.zeros(0, dtype=np.int64)  # TrackEmbedding generations, ascending
         self.files = np.zeros(0, dtype=np.int64)  # their LibraryFile ids
-        self.matrix = np.zeros((0, 0), dtype=np.float32)
-        # ids, files and matrix are the first rows of these, which have room for more.
-        self._room = (self.ids, self.files, self.matrix)
+        self.full = np.zeros((0, 0), dtype=np.float16)  # the normalised vectors
+        self.reduced = np.zeros((0, 0), dtype=np.float32)  # full @ basis
+        self.basis = np.zeros((0, 0), dtype=np.float32)  # dims x REDUCED_DIMS
+        self.fitted_on = 0  # rows the basis was fitted on
+        # ids, files, full and reduced are the first rows of these, which have room for more.
+        self._room = (self.ids, self.files, self.full, self.reduced)
         self._reconciled = 0.0
         self._unsaved = 0
         self._lock = threading.Lock()
@@ -95,56 +139,102 @@ class Index:
         return len(self.ids)
 
     @property
+    def dims(self) -> int:
+        return self.full.shape[1] if self.full.ndim == 2 else 0
+
+    @property
     def nbytes(self) -> int:
         """The memory the index holds, its room for new rows included."""
-        return sum(part.nbytes for part in self._room)
+        return sum(part.nbytes for part in self._room) + self.basis.nbytes
 
-    def _hold(self, ids: np.ndarray, files: np.ndarray, matrix: np.ndarray) -> None:
-        """Hold these rows, in new arrays with room for more."""
+    def rows(self, positions: np.ndarray | slice) -> np.ndarray:
+        """The full normalised vectors at these positions, as float32."""
+        return self.full[positions].astype(np.float32)
+
+    # --- holding rows -------------------------------------------------------------------
+
+    def _hold(self, ids: np.ndarray, files: np.ndarray, full: np.ndarray) -> None:
+        """Hold these rows, in new arrays with room for more, projected on a basis
+        fitted on them."""
         n = len(ids)
+        dims = full.shape[1] if full.ndim == 2 else 0
         capacity = n + max(MIN_ROOM, int(n * ROOM_SHARE))
-        dims = matrix.shape[1] if matrix.ndim == 2 else 0
         room = (
             np.zeros(capacity, dtype=np.int64),
             np.zeros(capacity, dtype=np.int64),
-            np.zeros((capacity, dims), dtype=np.float32),
+            np.zeros((capacity, dims), dtype=np.float16),
+            np.zeros((capacity, min(dims, REDUCED_DIMS)), dtype=np.float32),
         )
-        for part, rows in zip(room, (ids, files, matrix), strict=True):
+        for part, rows in zip(room[:3], (ids, files, full), strict=True):
             part[:n] = rows
         self._room = room
-        self.ids, self.files, self.matrix = (part[:n] for part in room)
+        self.ids, self.files, self.full, self.reduced = (part[:n] for part in room)
+        self._fit()
+
+    def _fit(self) -> None:
+        """Fit the basis on the rows held and project them all on it."""
+        n, dims = len(self.ids), self.dims
+        self.fitted_on = n
+        if not n:
+            self.basis = np.eye(dims, min(dims, REDUCED_DIMS), dtype=np.float32)
+            return
+        moment = np.zeros((dims, dims), dtype=np.float64)
+        for start in range(0, n, TILE):
+            tile = self.rows(slice(start, start + TILE))
+            moment += tile.T @ tile
+        _, vectors = np.linalg.eigh(moment)  # ascending eigenvalues
+        self.basis = np.ascontiguousarray(vectors[:, ::-1][:, :REDUCED_DIMS], dtype=np.float32)
+        self._project(0, n)
+
+    def _project(self, start: int, stop: int) -> None:
+        for first in range(start, stop, TILE):
+            last = min(stop, first + TILE)
+            self._room[3][first:last] = self.rows(slice(first, last)) @ self.basis
 
     def _rows(self):
         return TrackEmbedding.objects.filter(backbone=self.backbone, model_set=self.model_set)
 
     @property
     def path(self) -> Path:
-        return cache_dir() / f"{self.backbone}-{self.model_set}.npz"
+        return cache_dir() / f"{self.backbone}-{self.model_set}-v{FORMAT}.npz"
 
     # --- keeping in step with the table -------------------------------------------------
 
     def sync(self, force_reconcile: bool = False) -> None:
         """Read the rows added since the last sync; drop removed ones (every
-        RECONCILE_SECONDS, or now with force_reconcile)."""
+        RECONCILE_SECONDS, at once when the newest row went, or now with
+        force_reconcile)."""
         with self._lock:
             last = int(self.ids[-1]) if len(self.ids) else 0
             newest = self._rows().aggregate(m=Max("generation"))["m"] or 0
             if newest > last:
                 self._add(self._read(self._rows().filter(generation__gt=last)))
             now = time.monotonic()
-            if force_reconcile or now - self._reconciled >= RECONCILE_SECONDS:
+            if force_reconcile or newest < last or now - self._reconciled >= RECONCILE_SECONDS:
                 self._reconciled = now
-                if self._rows().aggregate(n=Count("id"))["n"] != len(self.ids):
-                    keep = self._rows().values_list("generation", flat=True)
-                    keep = np.fromiter(keep, dtype=np.int64)
-                    mask = np.isin(self.ids, keep)
-                    self._unsaved += int((~mask).sum())
-                    self._hold(self.ids[mask], self.files[mask], self.matrix[mask])
+                self._reconcile()
             if self._unsaved >= SAVE_AFTER and not self._saving.is_set():
                 # Written beside the search, not in its way (the rows held now stay as they are).
                 self._saving.set()
-                rows = (self.ids, self.files, self.matrix)
+                rows = (self.ids, self.files, self.full, self.basis, self.fitted_on)
                 threading.Thread(target=self._save_in_background, args=rows, daemon=True).start()
+
+    def _reconcile(self) -> None:
+        table = self._rows().aggregate(n=Count("id"), s=Sum("generation"))
+        if table["n"] == len(self.ids) and (table["s"] or 0) == int(self.ids.sum()):
+            return
+        keep = np.fromiter(self._rows().values_list("generation", flat=True), dtype=np.int64)
+        mask = np.isin(self.ids, keep)
+        lacking = np.setdiff1d(keep, self.ids[mask], assume_unique=True)
+        self._unsaved += int((~mask).sum()) + len(lacking)
+        if not mask.all():
+            self._hold(self.ids[mask], self.files[mask], self.full[mask])
+        if len(lacking):
+            ids, files, full = self._read(self._rows().filter(generation__in=lacking.tolist()))
+            ids = np.concatenate([self.ids, ids])
+            order = np.argsort(ids, kind="stable")
+            files, full = np.concatenate([self.files, files]), np.concatenate([self.full, full])
+            self._hold(ids[order], files[order], full[order])
 
     def _read(self, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ids, files, vectors = [], [], []
@@ -154,54 +244,57 @@ class Index:
             files.append(file_id)
             vectors.append(np.frombuffer(bytes(vector), dtype="<f4", count=dims))
         if not ids:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+            return _empty()
         return (
             np.array(ids, dtype=np.int64),
             np.array(files, dtype=np.int64),
-            normalise(np.stack(vectors)),
+            normalise(np.stack(vectors)).astype(np.float16),
         )
 
     def _add(self, part: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        ids, files, matrix = part
+        ids, files, full = part
         if not len(ids):
             return
         n, k = len(self.ids), len(ids)
         if not n:
-            self._hold(ids, files, matrix)
-        elif matrix.shape[1] != self.matrix.shape[1]:
+            self._hold(ids, files, full)
+        elif full.shape[1] != self.dims:
             log.warning("%s embeddings changed size; rebuilding the index", self.backbone)
             self._hold(*self._read(self._rows()))
+        elif n + k > len(self._room[0]) or n + k >= REFIT_GROWTH * self.fitted_on:
+            # Out of room (one copy) or grown enough to fit the projection again.
+            self._hold(np.concatenate([self.ids, ids]), np.concatenate([self.files, files]),
+                       np.concatenate([self.full, full]))  # fmt: skip
         else:
-            if n + k > len(self._room[0]):
-                self._hold(self.ids, self.files, self.matrix)  # more room: one copy
-            if n + k > len(self._room[0]):
-                self._hold(np.concatenate([self.ids, ids]), np.concatenate([self.files, files]),
-                           np.concatenate([self.matrix, matrix]))  # fmt: skip
-            else:
-                for part, rows in zip(self._room, (ids, files, matrix), strict=True):
-                    part[n : n + k] = rows
-                self.ids, self.files, self.matrix = (part[: n + k] for part in self._room)
-        self._unsaved += len(ids)
+            for part_room, rows in zip(self._room[:3], (ids, files, full), strict=True):
+                part_room[n : n + k] = rows
+            self.ids, self.files, self.full, self.reduced = (
+                part_room[: n + k] for part_room in self._room
+            )
+            self._project(n, n + k)
+        self._unsaved += k
 
     # --- surviving restarts -------------------------------------------------------------
 
-    def _save_in_background(self, ids, files, matrix) -> None:
+    def _save_in_background(self, *rows) -> None:
         try:
-            self.save(ids, files, matrix)
+            self.save(*rows)
         finally:
             self._saving.clear()
 
-    def save(self, ids=None, files=None, matrix=None) -> None:
+    def save(self, ids=None, files=None, full=None, basis=None, fitted_on=None) -> None:
         """Write the index (or these rows of it) to the cache folder, atomically: a
         reader sees the old copy or the new one."""
         if ids is None:
-            ids, files, matrix = self.ids, self.files, self.matrix
+            ids, files, full, basis, fitted_on = (
+                self.ids, self.files, self.full, self.basis, self.fitted_on
+            )  # fmt: skip
         folder = cache_dir()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
             with os.fdopen(fd, "wb") as out:
-                np.savez(out, ids=ids, files=files, matrix=matrix)
+                np.savez(out, ids=ids, files=files, full=full, basis=basis, fitted_on=fitted_on)
             os.replace(tmp, self.path)
             self._unsaved = 0
         except OSError as exc:  # a cache: the next process reads the table instead
@@ -211,15 +304,36 @@ class Index:
         """Take the saved copy, if there is a readable one; whether there was."""
         try:
             with np.load(self.path) as saved:
-                ids, files, matrix = saved["ids"], saved["files"], saved["matrix"]
-        except (OSError, ValueError, KeyError):
+                ids, files, full = saved["ids"], saved["files"], saved["full"]
+                basis, fitted_on = saved["basis"], int(saved["fitted_on"])
+        except (OSError, ValueError, KeyError, TypeError):
             return False
-        if matrix.ndim != 2 or len(ids) != len(files) or len(ids) != len(matrix):
+        if full.ndim != 2 or len(ids) != len(files) or len(ids) != len(full):
             return False
-        self._hold(ids, files, matrix.astype(np.float32, copy=False))
+        if basis.ndim != 2 or basis.shape[0] != full.shape[1]:
+            return False
+        n = len(ids)
+        capacity = n + max(MIN_ROOM, int(n * ROOM_SHARE))
+        room = (
+            np.zeros(capacity, dtype=np.int64),
+            np.zeros(capacity, dtype=np.int64),
+            np.zeros((capacity, full.shape[1]), dtype=np.float16),
+            np.zeros((capacity, basis.shape[1]), dtype=np.float32),
+        )
+        for part, rows in zip(room[:3], (ids, files, full), strict=True):
+            part[:n] = rows
+        self._room = room
+        self.ids, self.files, self.full, self.reduced = (part[:n] for part in room)
+        self.basis, self.fitted_on = basis.astype(np.float32), fitted_on
+        self._project(0, n)
         return True
 
     # --- searching ----------------------------------------------------------------------
+
+    def position_of(self, file_id: int) -> int | None:
+        """Where the file's vector is held (None when it is not)."""
+        found = np.flatnonzero(self.files == file_id)
+        return int(found[-1]) if len(found) else None
 
     def search(self, vector: np.ndarray, count: int, exclude: set[int] | None = None) -> list[Hit]:
         """The count files nearest to vector (each file once, best first), without exclude."""
@@ -227,26 +341,45 @@ class Index:
         if not len(self.ids) or count <= 0:
             return []
         query = normalise(np.asarray(vector, dtype=np.float32)[None, :])[0]
-        if query.shape[0] != self.matrix.shape[1]:
+        if query.shape[0] != self.dims:
             return []
-        scores = self.matrix @ query
-        wanted = min(len(scores), count + len(exclude) + 8)
+        approximate = _one_thread_product(self.reduced, query @ self.basis)
+        wanted = min(len(approximate), count + len(exclude) + 8)
         while True:
-            top = np.argpartition(-scores, wanted - 1)[:wanted] if wanted < len(scores) else None
-            order = np.arange(len(scores)) if top is None else top
-            order = order[np.argsort(-scores[order], kind="stable")]
+            candidates = min(len(approximate), max(CANDIDATES, 8 * wanted))
+            if candidates < len(approximate):
+                picked = np.argpartition(-approximate, candidates - 1)[:candidates]
+            else:
+                picked = np.arange(len(approximate))
+            scores = self.rows(picked) @ query
+            order = np.argsort(-scores, kind="stable")
             hits, seen = [], set(exclude)
-            for position in order:
-                file_id = int(self.files[position])
+            for at in order:
+                file_id = int(self.files[picked[at]])
                 if file_id in seen:
                     continue
                 seen.add(file_id)
-                hits.append(Hit(file_id, float(scores[position])))
+                hits.append(Hit(file_id, float(scores[at])))
                 if len(hits) == count:
                     return hits
-            if top is None:
+            if candidates == len(approximate):
                 return hits
-            wanted = min(len(scores), wanted * 4)
+            wanted = min(len(approximate), wanted * 4)
+
+    def pairs_above(self, threshold: float) -> Iterator[tuple[float, int, int]]:
+        """(cosine, file, other file) of every two rows of different files at least
+        threshold alike, compared exactly, tile against tile."""
+        n = len(self.ids)
+        for start in range(0, n, TILE):
+            left = self.rows(slice(start, start + TILE))
+            for other in range(start, n, TILE):
+                right = left if other == start else self.rows(slice(other, other + TILE))
+                scores = left @ right.T
+                rows, cols = np.nonzero(scores >= threshold)
+                for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+                    i, j = start + row, other + col
+                    if i < j and self.files[i] != self.files[j]:
+                        yield float(scores[row, col]), int(self.files[i]), int(self.files[j])
 
 
 _indexes: dict[tuple[str, str], Index] = {}
@@ -265,3 +398,10 @@ def get_index(backbone: str, model_set: str) -> Index:
                 del _indexes[key]  # another model set's index is stale: free it
     index.sync()
     return index
+
+
+def forget() -> None:
+    """Drop this process's indexes (the next search loads or builds one): for a
+    database that was replaced under the process, as a restored backup or a test's."""
+    with _indexes_lock:
+        _indexes.clear()

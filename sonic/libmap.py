@@ -5,8 +5,10 @@ The points are the first two principal components of the searched embeddings
 so a worker computes it, `sonic.tasks.build_map`, never a request). The result is
 cached in the cache folder, keyed by the index's size and newest row, and kept
 until the embeddings change; a request while none matches shows the last one and
-asks for a new one. Colours are looked up per request (a mood word of the regular
-mood set, the genre, the decade), from the library's rows.
+asks for a new one. Colours are looked up per request from the library's rows: a
+mood word (in the file's regular mood set or not), a mood word's tier (the
+strongest tier its models gave the file: high, medium, low, none), the genre, the
+decade.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import numpy as np
 from django.core.cache import cache
 
 from library import analytics
-from library.models import LibraryFile
+from library.models import LibraryFile, TagValue
 from sonic import index as sonic_index
 from sonic import similar
+from tagging import keys
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +52,10 @@ def build() -> int:
         found = similar.index()
     except similar.SonicError:
         return 0
-    matrix, files = found.matrix, found.files
-    if len(files) > MAX_POINTS:
-        pick = np.sort(np.random.default_rng(0).choice(len(files), MAX_POINTS, replace=False))
-        matrix, files = matrix[pick], files[pick]
+    pick = np.arange(len(found))
+    if len(found) > MAX_POINTS:
+        pick = np.sort(np.random.default_rng(0).choice(len(found), MAX_POINTS, replace=False))
+    matrix, files = found.rows(pick), found.files[pick]
     centred = matrix - matrix.mean(axis=0)
     if len(files) >= 2:
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
@@ -98,8 +101,26 @@ def request_build() -> None:
 
 
 def colour_choices() -> list[tuple[str, str]]:
-    words = [(f"mood:{w}", f"mood: {w}") for w in analytics.mood_words()]
-    return [("", "none"), ("genre", "genre"), ("year", "decade"), *words]
+    """(value, label) of every colouring: none, genre, decade, each mood word, each
+    mood word's tier."""
+    words = analytics.mood_words()
+    moods = [(f"mood:{w}", f"mood: {w}") for w in words]
+    tiers = [(f"tier:{w}", f"tier of {w}") for w, labels in words.items() if labels]
+    return [("", "none"), ("genre", "genre"), ("year", "decade"), *moods, *tiers]
+
+
+def _tiers(word: str, file_ids: list[int]) -> dict[int, str]:
+    """Each file's strongest tier for the mood word (over the models that score it)."""
+    tier_keys = [label.tier_key for label in analytics.mood_words().get(word, [])]
+    rank = {tier: at for at, tier in enumerate(keys.TIERS)}
+    strongest: dict[int, str] = {}
+    rows = TagValue.objects.filter(key__in=tier_keys, value__in=keys.TIERS)
+    for at in range(0, len(file_ids), 500):
+        chosen = rows.filter(file_id__in=file_ids[at : at + 500])
+        for file_id, tier in chosen.values_list("file_id", "value"):
+            if file_id not in strongest or rank[tier] < rank[strongest[file_id]]:
+                strongest[file_id] = tier
+    return {fid: strongest.get(fid, "untiered") for fid in file_ids}
 
 
 def points(colour: str = "") -> dict | None:
@@ -117,6 +138,8 @@ def points(colour: str = "") -> dict | None:
         word = colour[5:]
         moods = analytics.moods_by_file(list(rows))
         groups = {fid: (word if word in moods.get(fid, []) else "other") for fid in rows}
+    elif colour.startswith("tier:"):
+        groups = _tiers(colour[5:], list(rows))
     elif colour == "genre":
         common = Counter(r.genre for r in rows.values() if r.genre).most_common(TOP_GENRES)
         top = {name for name, _ in common}
@@ -140,4 +163,7 @@ def points(colour: str = "") -> dict | None:
                 "group": groups.get(fid, ""),
             }
         )
-    return {"points": result, "groups": sorted({p["group"] for p in result})}
+    present = {p["group"] for p in result}
+    if colour.startswith("tier:"):  # strongest first
+        return {"points": result, "groups": [t for t in (*keys.TIERS, "untiered") if t in present]}
+    return {"points": result, "groups": sorted(present)}

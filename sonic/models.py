@@ -68,3 +68,35 @@ class Generation(models.Model):
         if not cls.objects.filter(pk=1).update(value=models.F("value") + count):
             cls.objects.create(pk=1, value=count)  # its migration made it; a flush did not
         return cls.objects.get(pk=1).value - count + 1
+
+
+class EmbedRequest(models.Model):
+    """A file to be heard for its embeddings alone (no tag is written), because it has
+    none of the current model set: asked for by `manage.py embed` and by a scan that
+    finds a file tagged by the current models without one (sonic/embedding.py).
+
+    The table is the truth, as the Job table is for tagging: django-q2 only carries
+    batches of request ids to the workers. A worker claims a request atomically
+    (pending -> running, with its name), so a request sent twice is heard once;
+    requests whose messages died with a worker cluster are sent again when workers
+    start (tagging.signals.workers_started)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        ERROR = "error"
+
+    file = models.OneToOneField(LibraryFile, on_delete=models.CASCADE, related_name="embed_request")
+    model_set = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    worker = models.CharField(max_length=200, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"embed {self.file_id} ({self.status})"

@@ -9,8 +9,9 @@ searching itself is sonic/index.py's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.core.cache import cache
@@ -69,21 +70,28 @@ def space() -> tuple[str, str]:
     return sonic_index.search_backbone(), model_set
 
 
-def index() -> sonic_index.Index:
-    backbone, model_set = space()
+def index(searched: tuple[str, str] | None = None) -> sonic_index.Index:
+    """The index of the searched space (of `searched`, from space(), when given)."""
+    backbone, model_set = searched or space()
     found = sonic_index.get_index(backbone, model_set)
     if not len(found):
         raise EmptyLibrary()
     return found
 
 
-def vector_of(file: LibraryFile) -> np.ndarray:
-    """The file's mean embedding in the searched space; NotAnalysed when it has none."""
-    backbone, model_set = space()
-    row = TrackEmbedding.objects.filter(file=file, backbone=backbone).first()
-    if row is None or row.model_set != model_set:
+def vector_of(file: LibraryFile, searched: tuple[str, str] | None = None) -> np.ndarray:
+    """The file's mean embedding in the searched space (`searched`, from space(), when
+    given); NotAnalysed when it has none."""
+    backbone, model_set = searched or space()
+    row = (
+        TrackEmbedding.objects.filter(file=file, backbone=backbone)
+        .values_list("model_set", "dims", "vector")
+        .first()
+    )
+    if row is None or row[0] != model_set:
         raise NotAnalysed(file, stale=row is not None)
-    return sonic_index.normalise(row.mean[None, :])[0]
+    mean = np.frombuffer(bytes(row[2]), dtype="<f4", count=row[1])
+    return sonic_index.normalise(mean[None, :])[0]
 
 
 def _files(hits: Iterable[sonic_index.Hit]) -> list[Match]:
@@ -96,8 +104,9 @@ def _files(hits: Iterable[sonic_index.Hit]) -> list[Match]:
 def similar(file: LibraryFile, count: int = 20) -> list[Match]:
     """The count tracks that sound most like file (not itself), best first."""
     check_count(count, "count", MAX_COUNT)
-    query = vector_of(file)
-    found = index()
+    searched = space()
+    query = vector_of(file, searched)
+    found = index(searched)
     return _files(found.search(query, count + 4, exclude={file.pk}))[:count]
 
 
@@ -136,7 +145,7 @@ def mix(seeds: Sequence[LibraryFile], options: MixOptions) -> list[LibraryFile]:
     check_count(options.count, "count", MAX_COUNT)
     if not seeds:
         raise SonicError("give at least one seed track")
-    vectors = [vector_of(seed) for seed in seeds]
+    vectors = [vector_of(seed) for seed in seeds]  # NotAnalysed before EmptyLibrary
     found = index()
     query = np.mean(vectors, axis=0)
     chosen: list[LibraryFile] = list(seeds) if options.include_seeds else []
@@ -148,6 +157,19 @@ def mix(seeds: Sequence[LibraryFile], options: MixOptions) -> list[LibraryFile]:
         if len(picked) >= options.count or wanted >= len(found):
             return picked[: options.count]
         wanted *= 4
+
+
+#: The MixOptions a request (a form, the API, the command) gives by name.
+MIX_FIELDS = ("count", "artist_gap", "per_album", "min_duration", "max_duration", "include_seeds")
+
+
+def instant_mix(params: Mapping[str, Any], seeds: Sequence[LibraryFile] = ()) -> list[LibraryFile]:
+    """The mix a request asks for: from the seeds and/or params' album and artist, with
+    MixOptions from params (MIX_FIELDS) and its mood and tier constraint."""
+    options = MixOptions(**{name: params[name] for name in MIX_FIELDS})
+    chosen = seeds_of(params.get("album", ""), params.get("artist", ""), seeds)
+    options.allowed = allowed_by_mood(params.get("mood", ""), params.get("tier", ""))
+    return mix(chosen, options)
 
 
 def _pick(matches: list[Match], start: list[LibraryFile], options: MixOptions) -> list[LibraryFile]:
@@ -261,18 +283,7 @@ def duplicates(
 ) -> list[Duplicate]:
     """Pairs of tracks whose embeddings (cosine >= threshold) and durations (within
     duration_tolerance seconds) nearly coincide, best first. Nomarr never deletes any."""
-    found = index()
-    files = found.files
-    pairs: list[tuple[float, int, int]] = []
-    block = 64  # 64 rows against 200,000 tracks: 51 MB at a time
-    for start in range(0, len(files), block):
-        scores = found.matrix[start : start + block] @ found.matrix.T
-        rows, cols = np.nonzero(scores >= threshold)
-        for row, col in zip(rows, cols, strict=True):
-            i, j = start + int(row), int(col)
-            if i < j and files[i] != files[j]:
-                pairs.append((float(scores[row, col]), int(files[i]), int(files[j])))
-    pairs.sort(reverse=True)
+    pairs = sorted(index().pairs_above(threshold), reverse=True)
     rows_by_id = LibraryFile.objects.in_bulk({f for _, a, b in pairs for f in (a, b)})
     result = []
     for score, a, b in pairs:

@@ -1,4 +1,5 @@
-"""django-q2 task functions of sonic: the library map, and embedding files for `manage.py embed`."""
+"""django-q2 task functions of sonic: the library map, the duplicates, and hearing the
+files of embed requests (the EmbedRequest table is the truth; a message carries ids)."""
 
 from __future__ import annotations
 
@@ -13,5 +14,5 @@ def find_duplicates() -> int:
     return len(similar.find_duplicates())
 
 
-def embed_files(file_ids: list[int]) -> int:
-    return embedding.embed_files(file_ids)
+def embed_requests(request_ids: list[int]) -> int:
+    return embedding.run(request_ids)

@@ -121,11 +121,7 @@ class PathForm(forms.Form):
 def _playlist(request, action: str, name: str, found: list[LibraryFile]) -> HttpResponse | None:
     """The download, or the write/push done and said in a message (None: render the page)."""
     if action == "m3u8":
-        response = HttpResponse(
-            delivery.m3u8(name, found), content_type="audio/x-mpegurl; charset=utf-8"
-        )
-        response["Content-Disposition"] = 'attachment; filename="nomarr.m3u8"'
-        return response
+        return delivery.m3u8_download(name, found)
     if action in ("write", "push"):
         try:
             messages.success(request, delivery.deliver(action, name, found))
@@ -134,55 +130,48 @@ def _playlist(request, action: str, name: str, found: list[LibraryFile]) -> Http
     return None
 
 
+def _builder(request, form, template: str, build, default_name: str) -> HttpResponse:
+    """The mix or path page: the form, the tracks build(cleaned data) gives, and the
+    download, write or push asked for."""
+    context: dict = {"form": form, **overview()}
+    if form.is_bound and form.is_valid():
+        d = form.cleaned_data
+        try:
+            context["tracks"] = found = build(d)
+        except similar.SonicError as exc:
+            context["problem"] = str(exc)
+        else:
+            answer = _playlist(request, d["action"], d["name"] or default_name, found)
+            if answer is not None:
+                return answer
+    status = 400 if form.is_bound and not form.is_valid() else 200
+    return render(request, template, context, status=status)
+
+
 def mix(request: HttpRequest) -> HttpResponse:
     """The instant mix form (GET previews and downloads, POST writes or pushes)."""
     data = request.POST if request.method == "POST" else request.GET
     # A link from a file page names the seed only: show the form with it filled in.
-    bound = data if "count" in data else None
-    form = MixForm(bound, initial={"seed": request.GET.get("seed", "")})
-    context: dict = {"form": form, **overview()}
-    if form.is_bound and form.is_valid():
-        d = form.cleaned_data
-        options = similar.MixOptions(
-            count=d["count"],
-            artist_gap=d["artist_gap"],
-            per_album=d["per_album"],
-            min_duration=d["min_duration"],
-            max_duration=d["max_duration"],
-            include_seeds=d["include_seeds"],
-        )
-        try:
-            seeds = similar.seeds_of(d["album"], d["artist"], [d["seed"]] if d["seed"] else [])
-            options.allowed = similar.allowed_by_mood(d["mood"], d["tier"])
-            context["tracks"] = found = similar.mix(seeds, options)
-        except similar.SonicError as exc:
-            context["problem"] = str(exc)
-        else:
-            answer = _playlist(request, d["action"], d["name"] or "Nomarr instant mix", found)
-            if answer is not None:
-                return answer
-    status = 400 if form.is_bound and not form.is_valid() else 200
-    return render(request, "sonic/mix.html", context, status=status)
+    form = MixForm(data if "count" in data else None, initial={"seed": request.GET.get("seed", "")})
+
+    def build(d):
+        return similar.instant_mix(d, [d["seed"]] if d["seed"] else [])
+
+    return _builder(request, form, "sonic/mix.html", build, "Nomarr instant mix")
 
 
 def path(request: HttpRequest) -> HttpResponse:
     """The sonic path form: from one track to another in N steps."""
     data = request.POST if request.method == "POST" else request.GET
-    bound = data if "end" in data else None  # a file page's link names the start only
-    form = PathForm(bound, initial={"start": request.GET.get("start", "")})
-    context: dict = {"form": form, **overview()}
-    if form.is_bound and form.is_valid():
-        d = form.cleaned_data
-        try:
-            context["tracks"] = found = similar.path(d["start"], d["end"], d["steps"])
-        except similar.SonicError as exc:
-            context["problem"] = str(exc)
-        else:
-            answer = _playlist(request, d["action"], d["name"] or "Nomarr sonic path", found)
-            if answer is not None:
-                return answer
-    status = 400 if form.is_bound and not form.is_valid() else 200
-    return render(request, "sonic/path.html", context, status=status)
+    # A file page's link names the start only.
+    form = PathForm(
+        data if "end" in data else None, initial={"start": request.GET.get("start", "")}
+    )
+
+    def build(d):
+        return similar.path(d["start"], d["end"], d["steps"])
+
+    return _builder(request, form, "sonic/path.html", build, "Nomarr sonic path")
 
 
 def library_map(request: HttpRequest) -> HttpResponse:

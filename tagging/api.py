@@ -26,6 +26,7 @@ from nomarr_site.api import (
     version,
 )
 from tagging import jobs, lidarr
+from tagging.boundary import library_roots
 from tagging.catalog import current_catalog
 from tagging.models import Job, WorkerState
 from tagging.serializers import (
@@ -84,8 +85,11 @@ class TagView(NomarrView):
     def post(self, request):
         params = validated(TagRequestSerializer, request.data)
         # Lidarr's Custom Script and other callers name files as they see them.
-        files, refused = files_under(library_path(lidarr.map_lidarr_path(params["path"])))
-        queued = jobs.queue_paths(files, force=params["force"])
+        roots = library_roots()  # read once for the path and every file under it
+        target = library_path(lidarr.map_lidarr_path(params["path"]), roots)
+        files, refused = files_under(target, roots)
+        # Each file was just checked (and resolved) by files_under: not resolved again.
+        queued = [job for job, _ in jobs.queue_files(files, params["force"], checked=True)]
         body = {"jobs": [], "refused": refused, "finished": False, "waited": 0.0}
         if not queued:
             body.update(finished=True, detail="no audio files found")
@@ -299,19 +303,26 @@ class LidarrWebhookView(NomarrView):
     @extend_schema(
         summary="Lidarr's Webhook connection",
         description=(
-            "Point a Lidarr *Webhook* connection (method POST) at this URL, with the API "
-            "key as the password (any user name) or in an `X-Api-Key` header.\n\n"
+            "Point a Lidarr *Webhook* connection (method POST or PUT, the same) at this "
+            "URL, with the API key as the password (any user name) or, from Lidarr 2.9.4, "
+            "in an `X-Api-Key` header.\n\n"
             "- `Test`: answers 200, does nothing.\n"
-            "- `Download` (import or upgrade): queues every `trackFiles[].path`.\n"
-            "- `Retag`: queues `trackFile.path` and every `trackFiles[].path` again, "
-            "with force.\n"
+            "- `Download` (On Release Import, On Upgrade): queues every "
+            "`trackFiles[].path`.\n"
+            "- `Retag` (On Track Retag): queues `trackFile.path` and every "
+            "`trackFiles[].path` again, without force: a file whose Nomarr tags survived "
+            "Lidarr's own tag writing is skipped by the version check, one whose tags "
+            "Lidarr scrubbed is tagged again.\n"
             "- `Rename`: queues nothing; for each `renamedTrackFiles[]`, a pending job for "
             "`previousPath` is pointed at `path` (if `path` already has a job, the old one "
             "is removed; a job already running on the old path is reported, not changed).\n"
             "- Any other event: 200, ignored.\n\n"
             "Paths are translated by NOMARR_PATH_MAP, then checked against the library "
             "roots. Each file gets its own outcome; a refused or missing file does not fail "
-            "the others. 202 when at least one file has a job, else 200.\n\n"
+            "the others. 202 when at least one file has a job, else 200; 422 "
+            "(`paths_refused`, the fix in `detail`) when a Download or Retag named files "
+            "and every one was refused, so that Lidarr's log shows it. Refused paths are "
+            "also logged and shown on the dashboard.\n\n"
             "A payload naming more than NOMARR_LIDARR_MAX_FILES (default 20,000) track "
             "files is refused with 413 (`too_many_files`) and nothing is done; below that, "
             "even a payload that large is queued in bulk and answered in seconds."
@@ -320,6 +331,11 @@ class LidarrWebhookView(NomarrView):
         responses={
             200: LidarrResponseSerializer,
             202: LidarrResponseSerializer,
+            422: OpenApiResponse(
+                LidarrResponseSerializer,
+                description="Every track file refused (`error`: paths_refused): nothing "
+                "queued; `detail` says how to fix NOMARR_PATH_MAP.",
+            ),
             **errors(400, 401),
             413: OpenApiResponse(
                 ErrorSerializer,
@@ -331,4 +347,18 @@ class LidarrWebhookView(NomarrView):
     )
     def post(self, request):
         body = lidarr.handle(request.data)
-        return Response(body, status=202 if body["queued"] else 200)
+        return Response(body, status=lidarr.status_code(body))
+
+    @extend_schema(
+        summary="Lidarr's Webhook connection, method PUT (the same as POST)",
+        request=LidarrWebhookSerializer,
+        responses={
+            200: LidarrResponseSerializer,
+            202: LidarrResponseSerializer,
+            422: LidarrResponseSerializer,
+            **errors(400, 401, 413),
+        },
+        tags=["lidarr"],
+    )
+    def put(self, request):
+        return self.post(request)

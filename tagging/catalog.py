@@ -5,6 +5,11 @@ the file name, says what a model is: backbones by `inference.algorithm`, heads
 (`TensorflowPredict2D`) by the backbone named in `inference.embedding_model`, and
 labels by `classes` in output order. Anything that does not fit is skipped with a
 reason, so one bad file never stops tagging.
+
+With NOMARR_ENGINE=onnx (the default) each musicnn backbone and each head runs on
+onnxruntime from its ONNX twin (tagging/onnx.py, made once per .pb in a child
+process); a model without a twin runs on Essentia, and the log says so. Either
+way the models are loaded once per process, on first use.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tagging import runtime
+from tagging import onnx, runtime
 from tagging.models import WorkerState
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,7 @@ class Head:
     input_name: str = ""
     output_name: str = ""
     is_mood: bool = False
+    onnx: Path | None = None  # its ONNX twin, when onnxruntime runs it
     _algorithm: Callable[[np.ndarray], Any] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -67,6 +74,10 @@ class Head:
 
     def predict(self, embeddings: np.ndarray) -> np.ndarray:
         """Per-patch activations [patches, labels] from the backbone's embeddings."""
+        if self._algorithm is None and self.onnx is not None:
+            session = runtime.onnx_session(self.onnx, 1)
+            feed, fetch = f"{self.input_name}:0", [f"{self.output_name}:0"]
+            self._algorithm = lambda x: session.run(fetch, {feed: x})[0]
         if self._algorithm is None:
             es = runtime.essentia_standard()
             self._algorithm = es.TensorflowPredict2D(
@@ -88,6 +99,8 @@ class Backbone:
     embeddings_output: str
     predictions_output: str | None
     heads: list[Head] = field(default_factory=list)
+    onnx: Path | None = None  # its ONNX twin, when onnxruntime runs it (musicnn only)
+    onnx_threads: int = 1
     _algorithms: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -103,6 +116,8 @@ class Backbone:
     def run_patches(self, patches: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
         """MusiCNN only: run the graph on mel patches [n, 187, 96] in batches, one pass
         giving every output we need."""
+        if self.onnx is not None:
+            return self._run_onnx(patches, batch_size)
         es = runtime.essentia_standard()
         if "patches" not in self._algorithms:
             self._algorithms["patches"] = es.TensorflowPredict(
@@ -119,6 +134,28 @@ class Backbone:
             for name in results:
                 value = np.asarray(out[name])
                 results[name].append(value.reshape(value.shape[0], -1))
+        return {name: np.concatenate(chunks) for name, chunks in results.items()}
+
+    def _run_onnx(self, patches: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+        """run_patches on onnxruntime. Every batch has the same shape (the last one
+        padded with zeros, and the padding's outputs dropped), so the session's memory
+        pattern is reused and its arena does not grow."""
+        if "onnx" not in self._algorithms:
+            assert self.onnx is not None
+            self._algorithms["onnx"] = runtime.onnx_session(self.onnx, self.onnx_threads)
+        session = self._algorithms["onnx"]
+        names = self.outputs()
+        fetch, feed = [f"{name}:0" for name in names], f"{self.input_name}:0"
+        results: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for start in range(0, len(patches), batch_size):
+            batch = np.ascontiguousarray(patches[start : start + batch_size], dtype=np.float32)
+            size = len(batch)
+            if size < batch_size:
+                batch = np.concatenate(
+                    [batch, np.zeros((batch_size - size, *batch.shape[1:]), np.float32)]
+                )
+            for name, value in zip(names, session.run(fetch, {feed: batch}), strict=True):
+                results[name].append(value[:size].reshape(size, -1))
         return {name: np.concatenate(chunks) for name, chunks in results.items()}
 
     def run_audio(self, audio: np.ndarray) -> dict[str, np.ndarray]:
@@ -285,6 +322,55 @@ def _file_digest(path: Path) -> bytes:
     return hashlib.sha256(path.read_bytes()).digest()
 
 
+def attach_twins(
+    catalog: Catalog, cache_dir: Path, threads: int = 1, beside: bool = False
+) -> list[str]:
+    """Give every musicnn backbone and every head its ONNX twin, making the missing
+    ones (in a child process, into cache_dir, or with beside beside their .pb, as
+    install_models does). Returns the stems left on Essentia, having logged once why."""
+    wanted: list[tuple[Backbone | Head, onnx.Job]] = []
+    for backbone in catalog.backbones:
+        models: list[Backbone | Head] = [backbone] if backbone.is_musicnn else []
+        models += [head for head in backbone.heads if head.graph is not None]
+        for model in models:
+            pb = model.graph
+            assert pb is not None
+            digest = onnx.sha256(pb)
+            twin = onnx.find_twin(pb, digest, cache_dir)
+            if isinstance(model, Backbone):
+                model.onnx_threads = threads
+                inputs, outputs = [model.input_name], model.outputs()
+            else:
+                inputs, outputs = [model.input_name], [model.output_name]
+            if twin is not None:
+                model.onnx = twin
+            else:
+                target = (pb.parent if beside else cache_dir) / onnx.twin_name(pb, digest)
+                wanted.append((model, onnx.Job(pb, inputs, outputs, target)))
+    if wanted:
+        started = time.monotonic()
+        failed = onnx.make_twins([job for _, job in wanted])
+        made = [model.stem for model, job in wanted if job.pb not in failed]
+        for model, job in wanted:
+            if job.pb not in failed:
+                model.onnx = job.target
+        if made:
+            log.info(
+                "models: made the ONNX twins of %s in %.0f s (into %s)",
+                ", ".join(made),
+                time.monotonic() - started,
+                cache_dir,
+            )
+        if failed:
+            reasons = sorted(set(failed.values()))
+            log.warning(
+                "models: no ONNX twin for %s (%s): they run on Essentia",
+                ", ".join(model.stem for model, job in wanted if job.pb in failed),
+                "; ".join(reasons),
+            )
+    return [model.stem for model, job in wanted if model.onnx is None]
+
+
 _lock = threading.Lock()
 _catalog: Catalog | None = None
 
@@ -297,6 +383,8 @@ def get_catalog() -> Catalog:
             from django.conf import settings
 
             _catalog = discover(settings.NOMARR_MODELS_DIRS, settings.NOMARR_MOOD_HEADS)
+            if settings.NOMARR_ENGINE == "onnx":
+                attach_twins(_catalog, settings.NOMARR_ONNX_CACHE, settings.NOMARR_ONNX_THREADS)
             log.info(
                 "models: %d backbones, %d heads, %d skipped (%s)",
                 len(_catalog.backbones),

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
+from django.conf import settings
 from django.template.loader import render_to_string
 
+from nomarr_site import roles
 from nomarr_site.consumers import LiveConsumer
 from tagging import live
 from tagging.models import Job
@@ -39,3 +43,26 @@ class JobConsumer(LiveConsumer):
     def render(self) -> str:
         job = Job.objects.filter(pk=self.job_id).first()
         return render_to_string("tagging/_job_live.html", live.job_context(job))
+
+
+class QueueConsumer(LiveConsumer):
+    """The queue page's live region: the counts and the page of jobs it shows
+    (ws/queue/?status=...&page=..., as the page's own query)."""
+
+    group = live.GROUP
+
+    def query(self) -> tuple[str, str | None]:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        return query.get("status", [""])[0], query.get("page", [None])[0]
+
+    def signature(self) -> tuple:
+        return live.queue_signature(*self.query())
+
+    def render(self) -> str:
+        # The region's staff forms need the page's CSRF token: the cookie's secret is one.
+        context = {
+            **live.queue_state(*self.query()),
+            "staff": roles.is_staff(self.scope.get("user")),
+            "csrf_token": self.scope.get("cookies", {}).get(settings.CSRF_COOKIE_NAME, ""),
+        }
+        return render_to_string("tagging/_queue_live.html", context)

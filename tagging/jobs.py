@@ -88,7 +88,7 @@ def queue_paths(paths: list[Path], force: bool = False) -> list[Job]:
     found = boundary.library_files(paths)
     for refused in found.refused:
         log.warning("not queued: %s", refused.detail)
-    return [job for job, _ in queue_files(found.files, force)]
+    return [job for job, _ in queue_files(found.files, force, checked=True)]
 
 
 # Files looked up and inserted per query in queue_files: well under every database's
@@ -96,19 +96,29 @@ def queue_paths(paths: list[Path], force: bool = False) -> list[Job]:
 QUEUE_CHUNK = 500
 
 
-def queue_files(paths: list[Path], force: bool = False) -> list[tuple[Job, bool]]:
+def queue_files(
+    paths: list[Path], force: bool = False, *, checked: bool = False
+) -> list[tuple[Job, bool]]:
     """queue_file for many files at once: (job, created) for each path, in order.
 
     One look-up and one insert per chunk of QUEUE_CHUNK files instead of two queries
     and a broker message per file, and one `dispatch` of every new job, so a request
-    that names thousands of files (a Lidarr webhook) answers in seconds. A file named
-    twice gets the same job twice (created once).
+    that names thousands of files (a Lidarr webhook, a first scan) answers in seconds.
+    A file named twice gets the same job twice (created once).
 
     Every path is checked as queue_file checks it, all before anything is queued: a
     path outside the library raises boundary.OutsideLibrary (boundary.Unresolvable
-    for a symlink loop) and queues nothing."""
-    roots = boundary.library_roots()
-    keys = [str(boundary.inside_library(path, roots)) for path in paths]
+    for a symlink loop) and queues nothing. With `checked`, the caller has just had
+    each path from tagging.boundary (`inside_library`, `library_files`, the API's
+    `library_path`): they are real paths inside the library and are not resolved a
+    second time. A folder swapped for a symlink out of the library since that check
+    cannot slip through either: every job checks its file again before it runs, and
+    is refused then ("refused: path is outside the library roots")."""
+    if checked:
+        keys = [str(path) for path in paths]
+    else:
+        roots = boundary.library_roots()
+        keys = [str(boundary.inside_library(path, roots)) for path in paths]
     found: dict[str, tuple[Job, bool]] = {}
     unique = list(dict.fromkeys(keys))
     new_ids: list[int] = []
@@ -220,11 +230,13 @@ def send_run_messages(job_ids: list[int]) -> None:
     """Send a run message for each job now (dispatch decides who sends them)."""
     if not job_ids:
         return
-    broker = get_broker()
+    broker = None
     for start in range(0, len(job_ids), MESSAGES_PER_COMMIT):
-        # In a transaction, django-q2 does not close this connection before each
-        # message (it does in autocommit).
+        # In a transaction, django-q2's ORM broker does not close this connection before
+        # each message, nor when it is made (it does in autocommit: on SQLite, closing
+        # the last connection checkpoints the WAL, ~10 ms a request).
         with transaction.atomic():
+            broker = broker or get_broker()
             for job_id in job_ids[start : start + MESSAGES_PER_COMMIT]:
                 async_task(
                     "tagging.tasks.run_job",

@@ -179,6 +179,24 @@ def tier(p: float, q: float) -> str:
     return "none"
 
 
+#: What tiers and mood sets are decided on (NOMARR_TIER_SCORES): the scores as the
+#: models give them, or calibrated on the library (`calibrate`).
+TIER_SCORE_MODES: tuple[str, ...] = ("raw", "calibrated")
+
+
+def calibrate(p: float, bounds: tuple[float, float] | None) -> float:
+    """The original Nomarr's calibration of a score: min-max between the library's 5th
+    and 95th percentile of the label (bounds = (p5, p95)), clipped to [0, 1].
+
+    Without bounds, or bounds that span nothing (p95 <= p5), p is left as it is."""
+    if bounds is None:
+        return p
+    low, high = bounds
+    if not high > low:
+        return p
+    return min(1.0, max(0.0, (p - low) / (high - low)))
+
+
 def mood_word(label: str) -> str:
     """The mood word a mood head's label gives (`hip_hop` -> `hip hop`)."""
     return label.lower().replace("_", " ").strip()

@@ -6,7 +6,10 @@ does what its event asks and returns the answer's body:
 
 * `Test`: nothing;
 * `Download` (an import or an upgrade): every `trackFiles[].path` is queued;
-* `Retag`: `trackFile.path` and every `trackFiles[].path` are queued with force;
+* `Retag`: `trackFile.path` and every `trackFiles[].path` are queued again, without
+  force: Lidarr fires it after writing its own tags on every import, and the job's
+  version check skips a file whose Nomarr tags survived (one Lidarr scrubbed is
+  tagged again), so an import is not analysed twice;
 * `Rename`: nothing is queued; each `renamedTrackFiles[]` entry's pending job
   follows the file from `previousPath` to `path` (tagging.jobs.follow_rename);
 * any other event: ignored, with a note.
@@ -14,7 +17,14 @@ does what its event asks and returns the answer's body:
 Each file gets its own outcome (`queued`, `already_queued`, `moved`, `merged`,
 `running`, `no_pending_job`, or a refusal: `outside_library`, `not_found`,
 `invalid`), so one bad file never fails the others. Every path is checked by
-tagging.serializers.library_path, as a path in any request is. Only a payload that
+tagging.serializers.library_path, as a path in any request is, once: the real paths
+it gives are queued as they are (`queue_files(checked=True)`).
+
+A Download or Retag whose files were all refused has tagged nothing: it is answered
+422 (`paths_refused`, with the fix in its detail), which Lidarr logs as a warning
+("Unable to send OnReleaseImport notification"), and logged here too. Every refused
+path is remembered for the dashboard (`recent_refusals`) until a call queues all it
+names. Only a payload that
 is not a webhook at all (not an object, no eventType, a list that is not a list)
 is refused as a whole, with a ValidationError, before anything is done, and so is
 one that names more than NOMARR_LIDARR_MAX_FILES track files (`TooManyFiles`, 413).
@@ -24,11 +34,14 @@ queued in bulk (tagging.jobs.queue_files) and the library roots read once.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from nomarr_site.api import OutsideLibraryError, PathNotFound, TooLarge
@@ -37,9 +50,17 @@ from tagging.boundary import Roots, library_roots
 from tagging.models import Job
 from tagging.serializers import library_path
 
+log = logging.getLogger(__name__)
+
 SEPARATORS = ("/", "\\")
 QUEUED = {"queued", "already_queued"}
 REFUSED = {"outside_library", "not_found", "invalid"}
+#: The answer's `error` when every file of a Download or Retag was refused (422).
+ALL_REFUSED = "paths_refused"
+PATH_MAP_FIX = (
+    "if Lidarr sees the music under another path than Nomarr, set NOMARR_PATH_MAP="
+    "<Lidarr's folder>=<Nomarr's folder> (e.g. /music=/srv/music)"
+)
 
 
 # --- paths ------------------------------------------------------------------------
@@ -144,7 +165,8 @@ def queue_entries(entries: list, force: bool) -> list[dict]:
         if resolved is not None:
             waiting.append(outcome)
             paths.append(resolved)
-    for outcome, (job, created) in zip(waiting, jobs.queue_files(paths, force=force), strict=True):
+    queued = jobs.queue_files(paths, force=force, checked=True)
+    for outcome, (job, created) in zip(waiting, queued, strict=True):
         outcome.update(outcome="queued" if created else "already_queued", job=_job(job))
     return outcomes
 
@@ -245,8 +267,12 @@ def handle(payload) -> dict:
         detail = "imported files queued" if files else "no trackFiles in the payload"
     elif kind == "retag":
         entries = _capped(_entries(payload, "trackFile") + _entries(payload, "trackFiles"))
-        files = queue_entries(entries, force=True)
-        detail = "retagged files queued with force" if files else "no track files in the payload"
+        files = queue_entries(entries, force=False)
+        detail = (
+            "retagged files queued (files whose Nomarr tags survived are skipped)"
+            if files
+            else "no track files in the payload"
+        )
     elif kind == "rename":
         entries = _capped(_entries(payload, "renamedTrackFiles"))
         roots = library_roots()
@@ -255,7 +281,7 @@ def handle(payload) -> dict:
     else:
         ignored = True
         detail = f"event {event!r} is ignored; Nomarr acts on Download, Retag and Rename"
-    return {
+    body = {
         "event": event,
         "detail": detail,
         "ignored": ignored,
@@ -263,3 +289,70 @@ def handle(payload) -> dict:
         "refused": sum(1 for f in files if f["outcome"] in REFUSED),
         "files": files,
     }
+    if kind in ("download", "retag") and files:
+        _report_refusals(body)
+    return body
+
+
+def status_code(body: dict) -> int:
+    """The HTTP status of handle()'s answer: 422 when nothing of a Download or Retag
+    could be queued (Lidarr logs any status from 400 up), 202 when something has a
+    job, else 200."""
+    if body.get("error") == ALL_REFUSED:
+        return 422
+    return 202 if body["queued"] else 200
+
+
+# --- refusals, for Lidarr's log and the dashboard ---------------------------------------
+
+REFUSALS_KEY = "nomarr:lidarr:refused"
+#: Refused paths the dashboard shows (the latest), and how long they are kept.
+REFUSALS_KEPT = 10
+REFUSALS_SECONDS = 30 * 24 * 3600
+
+
+def _report_refusals(body: dict) -> None:
+    """Log the refused files of a Download or Retag, keep them for the dashboard, and
+    mark an answer with nothing queued as refused (ALL_REFUSED, the fix in its detail).
+    A call that queued every file it named clears the dashboard's list: paths map."""
+    refused = [f for f in body["files"] if f["outcome"] in REFUSED]
+    if not refused:
+        cache.delete(REFUSALS_KEY)
+        return
+    first = refused[0]
+    why = f"{first['path']!r}: {first.get('detail', first['outcome'])}"
+    log.warning(
+        "Lidarr %s: %d of %d track files refused, e.g. %s; %s",
+        body["event"],
+        len(refused),
+        len(body["files"]),
+        why,
+        PATH_MAP_FIX,
+    )
+    now = timezone.now().isoformat(timespec="seconds")
+    kept = [
+        {
+            "path": f["path"],
+            "local_path": f.get("local_path"),
+            "outcome": f["outcome"],
+            "detail": f.get("detail", ""),
+            "at": now,
+        }
+        for f in refused[:REFUSALS_KEPT]
+    ]
+    paths = {f["path"] for f in kept}
+    older = [f for f in cache.get(REFUSALS_KEY, []) if f.get("path") not in paths]
+    cache.set(REFUSALS_KEY, (kept + older)[:REFUSALS_KEPT], REFUSALS_SECONDS)
+    if body["queued"] == 0:
+        mapping = ", ".join(f"{a}={b}" for a, b in settings.NOMARR_PATH_MAP) or "unset"
+        body["error"] = ALL_REFUSED
+        body["detail"] = (
+            f"nothing queued: all {len(refused)} track files were refused, e.g. {why}. "
+            f"{PATH_MAP_FIX[0].upper()}{PATH_MAP_FIX[1:]}; NOMARR_PATH_MAP is now {mapping}."
+        )
+
+
+def recent_refusals() -> list[dict]:
+    """The latest track files Lidarr named that Nomarr refused (newest first), for the
+    dashboard; empty once a later call queued everything it named."""
+    return list(cache.get(REFUSALS_KEY, []))

@@ -19,10 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import select
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +34,7 @@ from typing import IO, Any
 import numpy as np
 from django.conf import settings
 
-from tagging import keys, runtime, tagfiles, writers
+from tagging import keys, runtime, signals, tagfiles, writers
 from tagging.catalog import Backbone, Catalog, Head, get_catalog, is_negation
 
 log = logging.getLogger(__name__)
@@ -47,10 +50,23 @@ DECODE_STALL = 600
 READ_BYTES = 1 << 20
 #: Patches gathered before the models run on them (rounded up to whole batches).
 BLOCK_PATCHES = 16
+#: Decoded pieces (READ_BYTES each) the decoding thread may run ahead of the models.
+AHEAD = 4
 #: Seconds of audio a backbone that frames audio itself (not musicnn) hears per
 #: call: windows of one to two AUDIO_WINDOWs, so a track up to twice that long is
 #: heard whole, and a longer one window by window (each framed on its own).
 AUDIO_WINDOW = 300.0
+
+
+#: Bounds per score key ({key: (p5, p95)}) that tiers are decided on (keys.calibrate).
+Calibration = Mapping[str, tuple[float, float]]
+
+
+class Counters:
+    """What this process did, counted for the tests and benchmarks that must show a
+    thing did not happen (e.g. that `manage.py retier` ran no model)."""
+
+    model_runs = 0  # run_models calls: a track heard by the models
 
 
 class AnalysisError(Exception):
@@ -448,12 +464,26 @@ class _Listener:
         self.waiting: list[np.ndarray] = []
         self.means = _Means(catalog)
 
-    def hear(self, by_rate: dict[int, np.ndarray], last: bool = False) -> None:
-        if self.frames is not None:
-            mel = self.frames.feed(by_rate[MUSICNN_SAMPLE_RATE], last)
-            self.waiting += self.patches.feed(mel, last)
+    def cut(self, samples: np.ndarray, last: bool = False) -> list[np.ndarray]:
+        """The musicnn patches that these 16 kHz samples complete (the decoding side)."""
+        if self.frames is None:
+            return []
+        return self.patches.feed(self.frames.feed(samples, last), last)
+
+    def hear(self, by_rate: dict[int, np.ndarray], patches: list[np.ndarray]) -> None:
+        """Queue what cut() gave, and the audio for the backbones that frame it themselves."""
+        self.waiting += patches
         for windows in self.windows:
             windows.add(by_rate[windows.backbone.sample_rate])
+
+    def _backbones(self, block: np.ndarray) -> list[dict[str, np.ndarray]]:
+        """Each musicnn backbone on one block: side by side when onnxruntime runs them
+        (it lets go of the GIL, so two single-threaded sessions keep two cores busy)."""
+        if len(self.musicnn) > 1 and all(b.onnx is not None for b in self.musicnn):
+            pool = _model_threads()
+            runs = [pool.submit(b.run_patches, block, self.batch_size) for b in self.musicnn]
+            return [run.result() for run in runs]
+        return [backbone.run_patches(block, self.batch_size) for backbone in self.musicnn]
 
     def run(self, last: bool = False) -> bool:
         """Run the models on what is ready (with last, on all that is left); whether any ran."""
@@ -461,8 +491,8 @@ class _Listener:
         while len(self.waiting) >= self.block or (last and self.waiting):
             block = np.stack(self.waiting[: self.block])
             del self.waiting[: self.block]
-            for backbone in self.musicnn:
-                self.means.add(backbone, backbone.run_patches(block, self.batch_size))
+            for backbone, outputs in zip(self.musicnn, self._backbones(block), strict=True):
+                self.means.add(backbone, outputs)
             ran = True
         for windows in self.windows:
             for audio in windows.ready(last):
@@ -488,37 +518,34 @@ def run_models(
     no model runs on it. progress(what, seconds_heard, seconds) is called each time
     the models have heard another block of the track.
     """
+    Counters.model_runs += 1
     header = probe_duration(path)
     if max_duration is not None and header is not None and header > max_duration:
         raise TooLong(_too_long(header, max_duration))
     listener = _Listener(catalog, hop, batch_size)
     models = len(catalog.backbones) + sum(1 for head in catalog.heads if head.graph is not None)
     what = f"{models} models"
-    with Decoder(path) as decoder:
-        resamplers = {
-            rate: runtime.Resampler(decoder.rate, rate)
-            for rate in [MUSICNN_SAMPLE_RATE, *listener.rates]
-        }
-        heard = 0  # samples at 16 kHz
-        for piece in decoder:
-            by_rate = {rate: resample(piece) for rate, resample in resamplers.items()}
+    heard = 0  # samples at 16 kHz
+    # Decoding, resampling and the mel frontend run in a thread of their own, a few
+    # pieces ahead, while the models run on what came before.
+    with _Ahead(_decoded(path, listener)) as pieces:
+        for by_rate, patches, last in pieces:
             heard += len(by_rate[MUSICNN_SAMPLE_RATE])
             seconds = heard / MUSICNN_SAMPLE_RATE
             if max_duration is not None and seconds > max_duration:
                 raise TooLong(_too_long(None, max_duration))
-            listener.hear(by_rate)
+            if last:
+                break
+            listener.hear(by_rate, patches)
             # Nothing runs before the track is known to be long enough.
             if seconds >= min_duration and listener.run() and progress:
                 progress(what, int(seconds), int(max(header or 0, seconds)))
-        end = np.zeros(0, dtype=np.float32)
-        last = {rate: resample(end, last=True) for rate, resample in resamplers.items()}
-    heard += len(last[MUSICNN_SAMPLE_RATE])
     duration = heard / MUSICNN_SAMPLE_RATE
     if heard == 0:
         raise AnalysisError("cannot decode audio: no audio in file")
     if duration < min_duration:
         raise TooShort(f"track is {duration:.1f} s, shorter than the {min_duration:g} s minimum")
-    listener.hear(last, last=True)
+    listener.hear(by_rate, patches)
     listener.run(last=True)
     if progress:
         progress(what, round(duration), round(duration))
@@ -528,6 +555,99 @@ def run_models(
         patches=listener.patches.count,
         embeddings=listener.means.embeddings(),
     )
+
+
+Decoded = tuple[dict[int, np.ndarray], list[np.ndarray], bool]
+
+
+def _decoded(path: Path, listener: _Listener) -> Iterator[Decoded]:
+    """The track piece by piece: (samples at each rate the models want, the musicnn
+    patches they complete, whether this is the end); the last item holds what the
+    resamplers and the frontend still had."""
+    with Decoder(path) as decoder:
+        resamplers = {
+            rate: runtime.Resampler(decoder.rate, rate)
+            for rate in [MUSICNN_SAMPLE_RATE, *listener.rates]
+        }
+        for piece in decoder:
+            by_rate = {rate: resample(piece) for rate, resample in resamplers.items()}
+            yield by_rate, listener.cut(by_rate[MUSICNN_SAMPLE_RATE]), False
+        end = np.zeros(0, dtype=np.float32)
+        last = {rate: resample(end, last=True) for rate, resample in resamplers.items()}
+    yield last, listener.cut(last[MUSICNN_SAMPLE_RATE], last=True), True
+
+
+class _Ahead:
+    """Run an iterator in a thread of its own, up to AHEAD items ahead of its reader.
+
+    Its exceptions reach the reader at the point they happened; leaving the `with`
+    (done, or on an error of the reader's) stops the thread and closes the iterator
+    there, so the decoder's ffmpeg is always stopped."""
+
+    _END = object()
+
+    def __init__(self, items: Iterator[Any], ahead: int = 0) -> None:
+        self._items = items
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=ahead or AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="nomarr-decode", daemon=True)
+
+    def __enter__(self) -> Iterator[Any]:
+        self._thread.start()
+        return self._consume()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            try:  # make room, so a producer waiting to put sees the stop
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(("item", item)):
+                    return
+            self._put(("end", self._END))
+        except BaseException as exc:
+            self._put(("error", exc))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, entry: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _consume(self) -> Iterator[Any]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+
+_threads_lock = threading.Lock()
+_threads: ThreadPoolExecutor | None = None
+
+
+def _model_threads() -> ThreadPoolExecutor:
+    """The process's threads that run backbones side by side."""
+    global _threads
+    with _threads_lock:
+        if _threads is None:
+            _threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="nomarr-model")
+        return _threads
 
 
 def _too_long(seconds: float | None, max_duration: float) -> str:
@@ -541,33 +661,96 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
+@dataclass
+class Decision:
+    """The tiers and mood sets decided from a file's scores."""
+
+    tiers: dict[str, str]  # score key -> tier, for each label of a two-class head
+    sets: dict[str, list[str]]  # mood set name -> its words, sorted
+
+    @property
+    def moods(self) -> list[str]:
+        """The words of the regular mood set (what the MOOD tag holds)."""
+        return self.sets["regular"]
+
+    def tags(self, namespace: str) -> dict[str, list[str]]:
+        """The tier keys and the mood-set keys, as written into a file."""
+        tags = {keys.tier_key_for(key): [tier] for key, tier in self.tiers.items()}
+        for name, words in self.sets.items():
+            tags[keys.mood_set_key(name, namespace)] = words
+        return tags
+
+
+def decide(
+    heads: Sequence[Head],
+    scores: Mapping[str, float],
+    namespace: str,
+    calibration: Calibration | None = None,
+) -> Decision:
+    """Tiers and mood sets from the scores by key, as written (three decimals).
+
+    The one rule for new files (describe) and for re-deciding stored scores
+    (`manage.py retier`): each label of a two-class head gets keys.tier of its score
+    against its opposite's, both first calibrated (keys.calibrate) with calibration's
+    bounds for their keys where it has them; a mood head's words join the mood sets
+    by their tier. A head whose scores are not all given is left out."""
+    tiers: dict[str, str] = {}
+    mood_tiers: dict[str, str] = {}
+    bounds = calibration or {}
+    for head in heads:
+        if not head.is_two_class:
+            continue
+        head_keys = keys.label_keys(head.stem, head.labels, namespace)
+        if any(key not in scores for key in head_keys):
+            continue
+        values = [keys.calibrate(scores[key], bounds.get(key)) for key in head_keys]
+        for index, (label, key) in enumerate(zip(head.labels, head_keys, strict=True)):
+            label_tier = keys.tier(values[index], values[1 - index])
+            tiers[key] = label_tier
+            if head.is_mood and not is_negation(label) and label_tier != "none":
+                mood_tiers[keys.mood_word(label)] = label_tier
+    return Decision(tiers=tiers, sets=keys.mood_sets(mood_tiers))
+
+
+def tier_calibration() -> Calibration | None:
+    """The bounds tiers are decided on now: None for the raw scores (NOMARR_TIER_SCORES
+    =raw, the default), else the library's calibration, which the receivers of
+    signals.calibration_wanted give (the library's last calibration; empty before the
+    first, and a label it has no bounds for is decided on its raw score)."""
+    if settings.NOMARR_TIER_SCORES != "calibrated":
+        return None
+    bounds: dict[str, tuple[float, float]] = {}
+    for _receiver, reply in signals.calibration_wanted.send(sender=Decision):
+        bounds.update(reply or {})
+    return bounds
+
+
 def describe(
-    head_scores: list[tuple[Head, np.ndarray]], namespace: str, fingerprint: str
+    head_scores: list[tuple[Head, np.ndarray]],
+    namespace: str,
+    fingerprint: str,
+    calibration: Calibration | None = None,
 ) -> Analysis:
     """Scores, tiers, mood sets and the tag dict (keys from tagging.keys) for averaged
-    head outputs."""
-    scores: list[LabelScore] = []
+    head outputs; tiers and mood sets by `decide`, on the scores as written."""
+    scores: list[tuple[str, LabelScore]] = []
     tags: dict[str, list[str]] = {}
-    mood_tiers: dict[str, str] = {}
+    written: dict[str, float] = {}
     for head, mean in head_scores:
         head_keys = keys.label_keys(head.stem, head.labels, namespace)
         for index, (label, key) in enumerate(zip(head.labels, head_keys, strict=True)):
             p = float(np.clip(mean[index], 0.0, 1.0))
-            label_tier = None
             tags[key] = [SCORE_FORMAT.format(p)]
-            if head.is_two_class:
-                q = float(np.clip(mean[1 - index], 0.0, 1.0))
-                label_tier = keys.tier(p, q)
-                tags[keys.tier_key_for(key)] = [label_tier]
-                if head.is_mood and not is_negation(label) and label_tier != "none":
-                    mood_tiers[keys.mood_word(label)] = label_tier
-            scores.append(LabelScore(model=head.stem, label=label, score=p, tier=label_tier))
+            written[key] = float(tags[key][0])
+            scores.append((key, LabelScore(model=head.stem, label=label, score=p)))
 
-    sets = keys.mood_sets(mood_tiers)
-    for name, words in sets.items():
-        tags[keys.mood_set_key(name, namespace)] = words
+    decision = decide([head for head, _ in head_scores], written, namespace, calibration)
+    for key, score in scores:
+        score.tier = decision.tiers.get(key)
+    tags.update(decision.tags(namespace))
     tags[keys.version_key(namespace)] = [fingerprint]
-    return Analysis(duration=0.0, scores=scores, tags=tags, moods=sets["regular"])
+    labelled = [score for _, score in scores]
+    return Analysis(duration=0.0, scores=labelled, tags=tags, moods=decision.moods)
 
 
 def analyse(
@@ -586,7 +769,9 @@ def analyse(
         progress=progress,
         max_duration=settings.NOMARR_MAX_DURATION,
     )
-    analysis = describe(heard.head_scores, keys.namespace(), catalog.fingerprint)
+    analysis = describe(
+        heard.head_scores, keys.namespace(), catalog.fingerprint, tier_calibration()
+    )
     analysis.duration, analysis.patches = heard.duration, heard.patches
     analysis.embeddings = heard.embeddings
     return analysis

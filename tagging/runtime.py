@@ -8,13 +8,21 @@ CPU. Nothing else in Nomarr imports essentia directly.
 Essentia's resampler (libsamplerate, linked into Essentia's own library) is
 reached here too, through ctypes, so that a track can be resampled in pieces
 with the filter's state kept between them (see Resampler).
+
+onnxruntime, which runs the models' ONNX twins (tagging/onnx.py), is set up here
+as well (onnx_session): on the GPU through the CUDA provider when onnxruntime-gpu
+and a GPU are there, on the CPU otherwise, and the log says which, once.
 """
 
 import ctypes
 import importlib
+import logging
 import os
+import threading
 import weakref
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +35,8 @@ _TF_ENV = {
     # zoo heads) is noise in a server log; real failures still raise in Python.
     "TF_CPP_MIN_LOG_LEVEL": "3",
 }
+
+log = logging.getLogger(__name__)
 
 _essentia: ModuleType | None = None
 
@@ -151,3 +161,83 @@ class Resampler:
             if stalled or (not len(data) and not last):
                 break
         return np.concatenate(pieces)
+
+
+# --- onnxruntime ------------------------------------------------------------------------
+
+#: cuDNN's convolution algorithm search: HEURISTIC picks at once; EXHAUSTIVE (the
+#: default) benchmarks every algorithm on each new shape, stalling the first patches.
+CUDNN_CONV_ALGO_SEARCH = "HEURISTIC"
+
+_device_lock = threading.Lock()
+_device_said: str | None = None
+
+
+def onnx_providers() -> list[Any]:
+    """CUDA first when this onnxruntime has it (onnxruntime-gpu), then the CPU."""
+    import onnxruntime as ort
+
+    providers: list[Any] = []
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.append(
+            (
+                "CUDAExecutionProvider",
+                {
+                    "device_id": 0,
+                    "cudnn_conv_algo_search": CUDNN_CONV_ALGO_SEARCH,
+                    "arena_extend_strategy": "kSameAsRequested",
+                },
+            )
+        )
+    providers.append("CPUExecutionProvider")
+    return providers
+
+
+def onnx_session(path: Path, threads: int) -> Any:
+    """An onnxruntime session on an ONNX file, set up as benchmarks/bench_pipeline.py
+    measured best on a 2-core CPU.
+
+    `threads` intra-op threads (1: each musicnn backbone runs in its own thread, so
+    two backbones keep two cores busy), no spinning (a spinning thread takes the
+    core that decoding needs), the CPU memory arena on (off, every run allocates
+    and frees its buffers: ~30 % slower) with memory patterns, which the fixed
+    batch shapes the pipeline feeds make reusable, so the arena does not grow.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_cpu_mem_arena = True
+    options.enable_mem_pattern = True
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), options, providers=onnx_providers())
+    _say_device(session.get_providers()[0], threads)
+    return session
+
+
+def _say_device(provider: str, threads: int) -> None:
+    global _device_said
+    import onnxruntime as ort
+
+    with _device_lock:
+        if _device_said == provider:
+            return
+        _device_said = provider
+    if provider == "CUDAExecutionProvider":
+        log.info(
+            "onnxruntime %s runs the models on the GPU (CUDA, cuDNN search %s)",
+            ort.__version__,
+            CUDNN_CONV_ALGO_SEARCH,
+        )
+    else:
+        log.info(
+            "onnxruntime %s runs the models on the CPU (%s intra-op thread%s per model)",
+            ort.__version__,
+            threads,
+            "" if threads == 1 else "s",
+        )

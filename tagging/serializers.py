@@ -76,12 +76,12 @@ def library_path(raw: str, roots: Roots | None = None) -> Path:
         raise PathNotFound(f"cannot open {raw}: {exc}", path=raw) from exc
 
 
-def files_under(target: Path) -> tuple[list[Path], list[dict]]:
+def files_under(target: Path, roots: Roots | None = None) -> tuple[list[Path], list[dict]]:
     """The files to queue for target (itself, or the audio files under the folder)
     and the refused ones, each file checked by `tagging.boundary.library_files`: a
     file that is a symlink out of the library is refused, not followed; two links
-    inside the library to one file give it once."""
-    found = library_files([target])
+    inside the library to one file give it once. roots as for library_path."""
+    found = library_files([target], roots)
     refused = [{"path": r.path, "reason": r.reason, "detail": r.detail} for r in found.refused]
     return found.files, refused
 
@@ -362,6 +362,9 @@ class LidarrOutcomeSerializer(serializers.Serializer):
 
 
 class LidarrResponseSerializer(serializers.Serializer):
+    error = serializers.CharField(
+        required=False, help_text="paths_refused (422): every track file was refused."
+    )
     event = serializers.CharField()
     detail = serializers.CharField()
     ignored = serializers.BooleanField()

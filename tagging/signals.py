@@ -15,6 +15,12 @@ at once. A receiver must not raise: a job's outcome never depends on a listener.
 cluster had taken are lost, so the library hands its claimed scans that no worker
 took yet over again.
 
+`calibration_wanted` (no arguments) is sent by the pipeline when tiers are decided on
+calibrated scores (NOMARR_TIER_SCORES=calibrated), before it decides a file's tiers.
+A receiver returns the calibration it holds, `{score key: (p5, p95)}` (the library
+returns its last calibration); the pipeline decides on their union. A receiver that
+raises fails the file (its tiers would be wrong), so it raises only when it cannot tell.
+
 `serve_starting` (no arguments) is sent by `manage.py serve` once the database is
 migrated, before the web server and workers start. A receiver may return a line
 for the person starting Nomarr (accounts returns the first admin's password, which
@@ -23,7 +29,7 @@ is printed once and stored nowhere else); serve prints every line it gets.
 
 from django.dispatch import Signal
 
-__all__ = ["file_tagged", "serve_starting", "workers_started"]
+__all__ = ["calibration_wanted", "file_tagged", "serve_starting", "workers_started"]
 
 #: Sent with path=str and result=FileResult after a job wrote a file's tags.
 file_tagged = Signal()
@@ -33,3 +39,7 @@ workers_started = Signal()
 
 #: Sent by `manage.py serve` before it starts; receivers may return a line to print.
 serve_starting = Signal()
+
+#: Sent by the pipeline before it decides tiers on calibrated scores; receivers return
+#: {score key: (p5, p95)}.
+calibration_wanted = Signal()

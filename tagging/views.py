@@ -6,13 +6,14 @@ reloading the models are for staff)."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from tagging import jobs, live
+from nomarr_site import confirm
+from tagging import jobs, live, zoo
 from tagging.boundary import (
     OutsideLibrary,
     Unresolvable,
@@ -25,7 +26,9 @@ from tagging.models import Job
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "tagging/dashboard.html", live.dashboard_state())
+    context = live.dashboard_state()
+    context["mood_heads_installed"] = zoo.mood_heads_installed()
+    return render(request, "tagging/dashboard.html", context)
 
 
 def tag_now(request: HttpRequest) -> HttpResponse:
@@ -66,13 +69,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 
 
 def queue(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", "")
-    query = Job.objects.order_by("-pk")
-    if status in Job.Status.values:
-        query = query.filter(status=status)
-    page = Paginator(query, 50).get_page(request.GET.get("page"))
-    context = {"page": page, "status": status, "statuses": Job.Status.values}
-    context.update(live.dashboard_state())
+    context = live.queue_state(request.GET.get("status", ""), request.GET.get("page"))
     return render(request, "tagging/queue.html", context)
 
 
@@ -89,9 +86,25 @@ QUEUE_ACTIONS = {
 }
 
 
+#: Actions that delete, and so ask first (nomarr_site/confirm.py): the question, the button.
+CONFIRM = {
+    "flush": (
+        "Remove every finished job (done and failed) from the queue? Their files keep their tags.",
+        "Yes, flush",
+    ),
+    "remove": ("Remove this job from the queue?", "Yes, remove it"),
+}
+
+
 @require_POST
 def queue_action(request: HttpRequest) -> HttpResponse:
-    action = QUEUE_ACTIONS.get(request.POST.get("action", ""))
+    name = request.POST.get("action", "")
+    action = QUEUE_ACTIONS.get(name)
+    if name in CONFIRM and not confirm.confirmed(request):
+        question, button = CONFIRM[name]
+        if name == "remove":
+            question = f"Remove job {request.POST.get('job', '')} from the queue?"
+        return confirm.ask(request, question, button, back=reverse("queue"))
     if action is None:
         messages.error(request, "Unknown action")
     else:
@@ -106,8 +119,40 @@ def queue_action(request: HttpRequest) -> HttpResponse:
 
 
 def models_page(request: HttpRequest) -> HttpResponse:
+    """The models loaded and skipped; staff reload them, or get the mood heads.
+
+    Getting the heads is a short synchronous action (about 0.8 MB, seconds): its result
+    is shown at once, a failure leaves nothing installed, and a mirror that does not
+    answer stops it after zoo.TIMEOUT, so no background job is needed to follow it."""
     if request.method == "POST":
-        jobs.refresh_models()
-        messages.success(request, "Models reloaded; workers reload before their next job")
+        if request.POST.get("action") == "download":
+            _get_mood_models(request)
+        else:
+            jobs.refresh_models()
+            messages.success(request, "Models reloaded; workers reload before their next job")
         return redirect("models")
-    return render(request, "tagging/models.html", {"catalog": get_catalog()})
+    context = {"catalog": get_catalog(), "offer": zoo.offer()}
+    return render(request, "tagging/models.html", context)
+
+
+def _get_mood_models(request: HttpRequest) -> None:
+    if request.POST.get("accept_license") != "on":
+        messages.error(
+            request, "Tick “I accept the licence” to get the mood models; nothing was downloaded"
+        )
+        return
+    try:
+        outcome = zoo.download(["moods"])
+    except zoo.ZooError as exc:
+        messages.error(request, f"{exc}; nothing was downloaded")
+        return
+    if outcome.installed:
+        messages.success(
+            request,
+            f"Installed {len(outcome.installed)} mood heads ({', '.join(outcome.installed)}); "
+            "workers reload before their next job",
+        )
+    elif outcome.already and not outcome.failed:
+        messages.info(request, "The mood models are installed already")
+    for stem, why in outcome.failed:
+        messages.error(request, f"{stem} not installed: {why}")

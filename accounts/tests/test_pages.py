@@ -70,7 +70,9 @@ def test_a_new_key_is_shown_once_and_then_only_its_prefix(admin_client):
 def test_rotate_revokes_the_old_key_and_shows_the_new_one_once(admin_client):
     _, old = APIKey.objects.create_key(name="lidarr")
     _, other = APIKey.objects.create_key(name="script")
-    response = admin_client.post("/accounts/settings/keys/", {"action": "rotate", "name": "lidarr"})
+    response = admin_client.post(
+        "/accounts/settings/keys/", {"action": "rotate", "name": "lidarr", "confirm": "yes"}
+    )
     new = KEY.search(response.content.decode()).group(1)
     assert check_key(new).name == "lidarr"
     with pytest.raises(exceptions.AuthenticationFailed):
@@ -82,13 +84,17 @@ def test_rotate_revokes_the_old_key_and_shows_the_new_one_once(admin_client):
 def test_revoke_stops_a_key_at_once(admin_client):
     api_key, key = APIKey.objects.create_key(name="lidarr")
     response = admin_client.post(
-        "/accounts/settings/keys/", {"action": "revoke", "prefix": api_key.prefix}, follow=True
+        "/accounts/settings/keys/",
+        {"action": "revoke", "prefix": api_key.prefix, "confirm": "yes"},
+        follow=True,
     )
     assert b"revoked" in response.content
     with pytest.raises(exceptions.AuthenticationFailed):
         check_key(key)
     again = admin_client.post(
-        "/accounts/settings/keys/", {"action": "revoke", "prefix": api_key.prefix}, follow=True
+        "/accounts/settings/keys/",
+        {"action": "revoke", "prefix": api_key.prefix, "confirm": "yes"},
+        follow=True,
     )
     assert b"no usable API key" in again.content
 

@@ -220,7 +220,7 @@ def test_a_running_scan_refuses_another_and_can_be_cancelled(admin_client, root_
     running = claim_scan(root_row)
     refused = admin_client.post(f"/library/scans/{root_row.pk}/", {"action": "scan"}, follow=True)
     assert b"already running" in refused.content and queued_tasks() == []
-    admin_client.post(f"/library/scans/{root_row.pk}/", {"action": "cancel"})
+    admin_client.post(f"/library/scans/{root_row.pk}/", {"action": "cancel", "confirm": "yes"})
     running.refresh_from_db()
     assert running.cancel_requested
     page = admin_client.get("/library/scans/")

@@ -66,7 +66,9 @@ def test_a_running_scans_counters_and_cancel_flag_are_pushed(admin_user, root_ro
 
     async def progress_then_cancel():
         await sync_to_async(Scan.objects.filter(pk=running.pk).update)(seen=7, new=5)
-        await sync_to_async(client.post)(f"/library/scans/{root_row.pk}/", {"action": "cancel"})
+        await sync_to_async(client.post)(
+            f"/library/scans/{root_row.pk}/", {"action": "cancel", "confirm": "yes"}
+        )
 
     messages = async_to_sync(watch)(
         websocket_headers(admin_user), progress_then_cancel, until=lambda m: "cancelling" in m

@@ -25,7 +25,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from library.models import LibraryFile, LibraryRoot, Scan
+from library.models import LibraryFile, LibraryRoot, RetierRun, Scan, ScoreDistribution
 from library.scanning import scan_root
 from nomarr_site import roles
 from nomarr_site.roles import ACCESS, Role
@@ -97,6 +97,8 @@ class Env:
     jobs: dict[str, Job] = field(default_factory=dict)
     key: APIKey | None = None
     scan: Scan | None = None
+    spare: Path = Path()  # a folder outside the library, to add as a root
+    spare_root: LibraryRoot | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,31 @@ def has_job(env: Env) -> bool:
     return Job.objects.filter(path=str(env.song)).exists()
 
 
+def analysed(env: Env) -> None:
+    """The song with an embedding of the current models, so a mix or path can use it."""
+    import numpy as np
+
+    from sonic import index
+    from sonic.storage import current_model_set, store
+    from tagging.pipeline import Embedding
+
+    heard = Embedding(np.ones(200, np.float32), np.ones(200, np.float32), 1)
+    store(env.file, current_model_set(), {index.search_backbone(): heard})
+    index.forget()  # this test's database, not an earlier test's index
+
+
+def written(name: str) -> Callable[[Env], bool]:
+    return lambda env: (env.playlists / f"{name}.m3u8").is_file()
+
+
+SONIC_MIX_FORM = {"count": 1, "artist_gap": 0, "per_album": 0, "min_duration": "",
+                  "max_duration": "", "include_seeds": "on", "action": "write"}  # fmt: skip
+
+
+def spare_root(env: Env) -> None:
+    env.spare_root = LibraryRoot.objects.create(path=str(env.spare))
+
+
 def root_form(env: Env) -> dict:
     prefix = f"root{env.root.pk}"
     return {f"{prefix}-ignore_patterns": "*.part", f"{prefix}-auto_tag": "on"}
@@ -180,9 +207,11 @@ ACTIONS = [
     Action("retry-errors", "queue-action", lambda e: {"action": "retry_errors"},
            lambda e: status_of(e, "failed") == "pending",
            setup=lambda e: job(e, "failed", "error")),
-    Action("flush", "queue-action", lambda e: {"action": "flush", "statuses": ["done", "error"]},
+    Action("flush", "queue-action",
+           lambda e: {"action": "flush", "statuses": ["done", "error"], "confirm": "yes"},
            lambda e: status_of(e, "done") is None, setup=lambda e: job(e, "done", "done")),
-    Action("remove", "queue-action", lambda e: {"action": "remove", "job": e.jobs["waiting"].pk},
+    Action("remove", "queue-action",
+           lambda e: {"action": "remove", "job": e.jobs["waiting"].pk, "confirm": "yes"},
            lambda e: status_of(e, "waiting") is None,
            setup=lambda e: job(e, "waiting", "pending")),
     Action("retry", "queue-action", lambda e: {"action": "retry", "job": e.jobs["failed"].pk},
@@ -196,18 +225,33 @@ ACTIONS = [
     Action("full-scan", "library:scan-action", lambda e: {"action": "full"},
            lambda e: Scan.objects.filter(root=e.root, full=True, trigger="web").exists(),
            kwargs=lambda e: {"root_id": e.root.pk}),
-    Action("cancel-scan", "library:scan-action", lambda e: {"action": "cancel"},
+    Action("cancel-scan", "library:scan-action", lambda e: {"action": "cancel", "confirm": "yes"},
            lambda e: Scan.objects.get(pk=e.scan.pk).cancel_requested,
            setup=running_scan, kwargs=lambda e: {"root_id": e.root.pk}),
+    # calibration and retier (staff)
+    Action("measure", "library:calibration-action", lambda e: {"action": "measure"},
+           lambda e: ScoreDistribution.objects.exists()),
+    Action("retier", "library:calibration-action", lambda e: {"action": "retier"},
+           lambda e: RetierRun.objects.exists()),
     # roots and keys (staff)
     Action("root", "account-root", root_form,
            lambda e: LibraryRoot.objects.get(pk=e.root.pk).ignore_patterns == "*.part",
            kwargs=lambda e: {"root_id": e.root.pk}),
+    Action("add-root", "account-root-add", lambda e: {"path": str(e.spare), "auto_tag": "on"},
+           lambda e: LibraryRoot.objects.filter(path=str(e.spare)).exists()),
+    Action("disable-root", "account-root-state", lambda e: {"action": "disable"},
+           lambda e: not LibraryRoot.objects.get(pk=e.root.pk).enabled,
+           kwargs=lambda e: {"root_id": e.root.pk}),
+    Action("remove-root", "account-root-state", lambda e: {"action": "remove", "confirm": "yes"},
+           lambda e: not LibraryRoot.objects.filter(path=str(e.spare)).exists(),
+           setup=spare_root, kwargs=lambda e: {"root_id": e.spare_root.pk}),
     Action("create-key", "account-keys", lambda e: {"action": "create", "name": "mine"},
            lambda e: APIKey.objects.filter(name="mine").exists()),
-    Action("rotate-key", "account-keys", lambda e: {"action": "rotate", "name": "lidarr"},
+    Action("rotate-key", "account-keys",
+           lambda e: {"action": "rotate", "name": "lidarr", "confirm": "yes"},
            lambda e: APIKey.objects.filter(name="lidarr", revoked=True).exists()),
-    Action("revoke-key", "account-keys", lambda e: {"action": "revoke", "prefix": e.key.prefix},
+    Action("revoke-key", "account-keys",
+           lambda e: {"action": "revoke", "prefix": e.key.prefix, "confirm": "yes"},
            lambda e: APIKey.objects.get(pk=e.key.pk).revoked),
     # tagging and playlists (every person logged in)
     Action("tag-now", "tag-now", lambda e: {"path": str(e.song)}, has_job),
@@ -215,6 +259,19 @@ ACTIONS = [
            kwargs=lambda e: {"file_id": e.file.pk}),
     Action("playlist", "playlists:index", lambda e: PLAYLIST_FORM,
            lambda e: WrittenPlaylist.objects.exists() and (e.playlists / "Swept.nsp").is_file()),
+    # sonic: a mix or a path written into the playlist folder (every person logged in)
+    Action("sonic-mix-write", "sonic:mix",
+           lambda e: {**SONIC_MIX_FORM, "seed": e.file.pk, "name": "Sonic mix"},
+           written("Sonic mix"), setup=analysed),
+    Action("sonic-path-write", "sonic:path",
+           lambda e: {"start": e.file.pk, "end": e.file.pk, "steps": 2, "action": "write",
+                      "name": "Sonic path"}, written("Sonic path"), setup=analysed),
+    Action("api-sonic-mix-write", "sonic-api:mix",
+           lambda e: {"seeds": [{"id": e.file.pk}], "count": 1, "min_duration": None,
+                      "action": "write", "name": "API mix"}, written("API mix"), setup=analysed),
+    Action("api-sonic-path-write", "sonic-api:path",
+           lambda e: {"start": {"id": e.file.pk}, "end": {"id": e.file.pk}, "steps": 2,
+                      "action": "write", "name": "API path"}, written("API path"), setup=analysed),
     # the API: tagging (every person, every key) and the admin endpoints (staff, keys)
     Action("api-tag", "api:tag", lambda e: {"path": str(e.song), "wait": 0}, has_job),
     Action("api-lidarr", "api:lidarr",
@@ -247,7 +304,10 @@ def env(make_library, make_audio, settings, private_cache) -> Env:
     settings.NOMARR_PLAYLIST_DIR = str(folder / "Playlists")
     key, _ = APIKey.objects.create_key(name="lidarr")
     WorkerState.get()  # the row every page reads (made on first use)
-    return Env(root, song, LibraryFile.objects.get(path=str(song)), folder / "Playlists", key=key)
+    spare = folder.parent / "more"
+    spare.mkdir()
+    file = LibraryFile.objects.get(path=str(song))
+    return Env(root, song, file, folder / "Playlists", key=key, spare=spare)
 
 
 def client_for(who: str) -> Client:
@@ -306,6 +366,10 @@ def snapshot() -> dict:
         "keys": sorted(APIKey.objects.values_list("pk", "revoked")),
         "worker": list(WorkerState.objects.values_list("paused", "models_generation")),
         "playlists": sorted(WrittenPlaylist.objects.values_list("pk", "sha256")),
+        "retier": sorted(RetierRun.objects.values_list("pk", "status")),
+        "calibrations": sorted(
+            ScoreDistribution.objects.filter(kind="calibration").values_list("pk")
+        ),
     }
 
 

@@ -1,8 +1,21 @@
-"""A small HTTP server speaking the subset of the Subsonic API that a push uses.
+"""A small HTTP server speaking the parts of Navidrome's APIs that a push uses.
 
 Real HTTP on 127.0.0.1 (random port), in a thread. It checks token authentication as
-Navidrome does (t == md5(password + s)), keeps playlists per owner and records every
-request, so tests can see what a push sent and what it changed.
+Navidrome does (t == md5(password + s); user names case-insensitive, reported as
+stored), keeps playlists per owner and records every request, so tests can see what
+a push sent and what it changed. What it copies from Navidrome's source
+(server/subsonic/playlists.go, core/playlists, persistence/sql_search.go):
+
+* `version` picks the behaviour: from 0.61 `getPlaylists` carries OpenSubsonic's
+  `readonly` (true for a smart playlist and for another user's); from 0.63
+  `createPlaylist` on a smart playlist is refused with error 50, before it it
+  answers ok and changes nothing (the tracks of a smart playlist are not stored);
+* an admin sees every playlist (`getPlaylists`), others their own and public ones;
+* `search3` pages with `songCount`/`songOffset`; a query that is a UUID matches the
+  songs' MusicBrainz recording id (from 0.57), anything else the title;
+* the native API (`POST /auth/login`, `GET /api/playlist` with X-ND-Authorization)
+  shows each playlist's `path`, `sync` and `rules`, as Navidrome's web UI reads them;
+  `native_api=False` answers 404 there (a proxy that passes only /rest).
 """
 
 from __future__ import annotations
@@ -10,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -49,6 +63,13 @@ class Playlist:
     songs: list[str] = field(default_factory=list)
     comment: str = ""
     public: bool = False
+    rules: dict | None = None  # a smart playlist (.nsp)
+    path: str = ""  # imported from this file
+    sync: bool = False  # re-imported from the file on each scan
+
+    @property
+    def smart(self) -> bool:
+        return self.rules is not None
 
     def summary(self) -> dict:
         return {
@@ -60,6 +81,20 @@ class Playlist:
             "songCount": len(self.songs),
         }
 
+    def native(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "comment": self.comment,
+            "ownerName": self.owner,
+            "ownerId": f"user-{self.owner}",
+            "public": self.public,
+            "path": self.path,
+            "sync": self.sync,
+            "rules": self.rules,
+            "songCount": len(self.songs),
+        }
+
 
 class SubsonicError(Exception):
     def __init__(self, code: int, message: str):
@@ -67,9 +102,31 @@ class SubsonicError(Exception):
         self.code, self.message = code, message
 
 
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return len(text) == 36
+
+
 class FakeNavidrome:
-    def __init__(self, users: dict[str, str], songs: list[Song]):
-        self.users = users
+    def __init__(
+        self,
+        users: dict[str, str],
+        songs: list[Song],
+        version: str = "0.63.2",
+        admins: tuple[str, ...] = (),
+        native_api: bool = True,
+    ):
+        self.users = users  # as stored in Navidrome (its spelling is the owner's name)
+        self.admins = set(admins)
+        self.version = _version(version)
+        self.native_api = native_api
         self.songs = {song.id: song for song in songs}
         self.playlists: dict[str, Playlist] = {}
         self.requests: list[Request] = []
@@ -95,18 +152,22 @@ class FakeNavidrome:
     def methods(self) -> list[str]:
         return [r.method for r in self.requests]
 
-    def add_playlist(self, name: str, owner: str, songs=(), public=False) -> Playlist:
+    def add_playlist(self, name: str, owner: str, songs=(), public=False, **extra) -> Playlist:
         self._ids += 1
-        playlist = Playlist(f"pl-{self._ids}", name, owner, list(songs), public=public)
+        playlist = Playlist(f"pl-{self._ids}", name, owner, list(songs), public=public, **extra)
         self.playlists[playlist.id] = playlist
         return playlist
 
-    # -- the API --
+    def user(self, name: str) -> str | None:
+        """The stored spelling of a user name (Navidrome looks users up ignoring case)."""
+        return next((u for u in self.users if u.lower() == name.lower()), None)
+
+    # -- the Subsonic API --
 
     def answer(self, method: str, params: dict[str, list[str]], http_method: str) -> dict:
         one = {key: values[0] for key, values in params.items()}
-        user = one.get("u", "")
-        password = self.users.get(user)
+        user = self.user(one.get("u", ""))
+        password = self.users.get(user) if user else None
         salt, token = one.get("s", ""), one.get("t", "")
         expected = (
             hashlib.md5((password + salt).encode(), usedforsecurity=False).hexdigest()
@@ -116,7 +177,7 @@ class FakeNavidrome:
         authenticated = bool(salt) and token == expected
         with self._lock:
             self.requests.append(Request(method, params, authenticated, http_method))
-            if not authenticated:
+            if not authenticated or user is None:
                 raise SubsonicError(40, "Wrong username or password")
             for required in ("v", "c"):
                 if not one.get(required):
@@ -130,21 +191,43 @@ class FakeNavidrome:
         return {}
 
     def api_search3(self, user, one, params) -> dict:
-        query = one.get("query", "").strip('"').lower()
+        query = one.get("query", "").strip().strip('"').lower()
         count = int(one.get("songCount", 20))
-        found = [s.child() for s in self.songs.values() if query in s.title.lower()]
-        return {"searchResult3": {"song": found[:count]}}
+        offset = int(one.get("songOffset", 0))
+        if _is_uuid(query) and self.version >= (0, 57):
+            found = [s for s in self.songs.values() if s.musicBrainzId.lower() == query]
+        else:
+            found = [s for s in self.songs.values() if query and query in s.title.lower()]
+        return {"searchResult3": {"song": [s.child() for s in found[offset : offset + count]]}}
+
+    def _visible(self, user: str) -> list[Playlist]:
+        return [
+            p for p in self.playlists.values() if user in self.admins or p.owner == user or p.public
+        ]
+
+    def _summary(self, user: str, playlist: Playlist) -> dict:
+        data = playlist.summary()
+        if self.version >= (0, 61):  # OpenSubsonic's playlist extension
+            data["readonly"] = playlist.smart or playlist.owner != user
+        return data
 
     def api_getPlaylists(self, user, one, params) -> dict:
-        visible = [p.summary() for p in self.playlists.values() if p.owner == user or p.public]
-        return {"playlists": {"playlist": visible}}
+        return {"playlists": {"playlist": [self._summary(user, p) for p in self._visible(user)]}}
 
-    def _own(self, user: str, playlist_id: str) -> Playlist:
+    def api_getPlaylist(self, user, one, params) -> dict:
+        playlist = self.playlists.get(one.get("id", ""))
+        if playlist is None or playlist not in self._visible(user):
+            raise SubsonicError(70, "playlist not found")
+        entries = [self.songs[s].child() for s in playlist.songs]
+        return {"playlist": {**self._summary(user, playlist), "entry": entries}}
+
+    def _writable(self, user: str, playlist_id: str) -> Playlist:
         playlist = self.playlists.get(playlist_id)
         if playlist is None:
-            raise SubsonicError(70, "Playlist not found")
-        if playlist.owner != user:
-            raise SubsonicError(50, "Not the owner")
+            raise SubsonicError(70, "data not found")
+        may = playlist.owner == user or (user in self.admins and self.version >= (0, 63))
+        if not may:
+            raise SubsonicError(50, "User not authorized for the given operation")
         return playlist
 
     def api_createPlaylist(self, user, one, params) -> dict:
@@ -153,16 +236,22 @@ class FakeNavidrome:
         if missing:
             raise SubsonicError(70, f"Song not found: {missing[0]}")
         if one.get("playlistId"):
-            playlist = self._own(user, one["playlistId"])
-            playlist.songs = list(songs)
+            playlist = self._writable(user, one["playlistId"])
+            if playlist.smart:
+                if self.version >= (0, 63):
+                    raise SubsonicError(50, "User not authorized for the given operation")
+                # 0.56-0.62: the row is saved, the tracks of a smart playlist are not.
+            else:
+                playlist.songs = list(songs)
         elif one.get("name"):
             playlist = self.add_playlist(one["name"], user, songs)
         else:
             raise SubsonicError(10, "Required parameter 'name' is missing")
-        return {"playlist": {**playlist.summary(), "entry": [self.songs[s].child() for s in songs]}}
+        entries = [self.songs[s].child() for s in playlist.songs]
+        return {"playlist": {**self._summary(user, playlist), "entry": entries}}
 
     def api_updatePlaylist(self, user, one, params) -> dict:
-        playlist = self._own(user, one.get("playlistId", ""))
+        playlist = self._writable(user, one.get("playlistId", ""))
         if "comment" in one:
             playlist.comment = one["comment"]
         if "public" in one:
@@ -170,6 +259,28 @@ class FakeNavidrome:
         if "name" in one:
             playlist.name = one["name"]
         return {}
+
+    # -- the native API (what Navidrome's web UI uses) --
+
+    def login(self, body: bytes) -> tuple[int, object]:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return 422, {"error": "invalid request payload"}
+        user = self.user(str(data.get("username", "")))
+        with self._lock:
+            self.requests.append(Request("auth/login", {}, user is not None, "POST"))
+        if user is None or self.users[user] != data.get("password"):
+            return 401, {"error": "Invalid username or password"}
+        return 200, {"id": f"user-{user}", "username": user, "token": f"token-{user}"}
+
+    def native_playlists(self, authorization: str) -> tuple[int, object]:
+        user = authorization.removeprefix("Bearer ").removeprefix("token-")
+        with self._lock:
+            self.requests.append(Request("api/playlist", {}, user in self.users, "GET"))
+        if not authorization.startswith("Bearer token-") or user not in self.users:
+            return 401, {"error": "Not authenticated"}
+        return 200, [p.native() for p in self._visible(user)]
 
     def _handler(self):
         fake = self
@@ -179,16 +290,33 @@ class FakeNavidrome:
                 pass
 
             def do_GET(self):
-                self.respond("GET", "")
+                self.respond("GET", b"")
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                self.respond("POST", self.rfile.read(length).decode())
+                self.respond("POST", self.rfile.read(length))
 
-            def respond(self, http_method: str, body: str):
+            def send_json(self, status: int, payload: object) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def respond(self, http_method: str, body: bytes):
                 url = urlsplit(self.path)
+                if url.path in ("/auth/login", "/api/playlist"):
+                    if not fake.native_api:
+                        self.send_json(404, {"error": "not found"})
+                    elif url.path == "/auth/login" and http_method == "POST":
+                        self.send_json(*fake.login(body))
+                    else:
+                        header = self.headers.get("X-ND-Authorization", "")
+                        self.send_json(*fake.native_playlists(header))
+                    return
                 params = parse_qs(url.query, keep_blank_values=True)
-                for key, values in parse_qs(body, keep_blank_values=True).items():
+                for key, values in parse_qs(body.decode(), keep_blank_values=True).items():
                     params.setdefault(key, []).extend(values)
                 method = url.path.removeprefix("/rest/").removesuffix(".view")
                 payload = {"status": "ok", "version": "1.16.1", "type": "navidrome"}
@@ -197,11 +325,6 @@ class FakeNavidrome:
                 except SubsonicError as exc:
                     payload["status"] = "failed"
                     payload["error"] = {"code": exc.code, "message": exc.message}
-                data = json.dumps({"subsonic-response": payload}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(200, {"subsonic-response": payload})
 
         return Handler

@@ -69,15 +69,42 @@ def test_invalid_rules_and_refusals_are_command_errors(mixed, tmp_path):
 def test_m3u_and_push(mixed, settings):
     out = run("m3u", "--template", "focus")
     assert "with 2 tracks" in out
-    assert (mixed.root / "Playlists" / "Focus- instrumental and calm.m3u8").exists()
+    assert (mixed.root / "Playlists" / "Focus - instrumental and calm.m3u8").exists()
     with FakeNavidrome({USER: PASSWORD}, songs_for_mixed()) as server:
         settings.NOMARR_NAVIDROME_URL = server.url
         settings.NOMARR_NAVIDROME_USER = USER
         settings.NOMARR_NAVIDROME_PASSWORD = PASSWORD
         run("push", "--template", "focus")
         out = run("push", "--template", "focus", "--name", "Focus")
-        assert "Created the Navidrome playlist 'Focus'" in out
+        assert "Created the Navidrome playlist 'Focus (static)'" in out
         assert sorted(p.name for p in server.playlists.values()) == [
-            "Focus",
-            "Focus: instrumental and calm",
+            "Focus (static)",
+            "Focus: instrumental and calm (static)",
         ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("NOMARR_NAVIDROME_URL", "", "must start with http:// or https://"),
+        (
+            "NOMARR_NAVIDROME_PASSWORD",
+            "",
+            "set NOMARR_NAVIDROME_USER and NOMARR_NAVIDROME_PASSWORD",
+        ),
+        ("NOMARR_NAVIDROME_PASSWORD", "wrong", "refused user 'admin'"),
+    ],
+)
+def test_push_checks_its_settings_before_computing_the_preview(
+    mixed, settings, setting, value, message
+):
+    with FakeNavidrome({USER: PASSWORD}, songs_for_mixed()) as server:
+        settings.NOMARR_NAVIDROME_URL = server.url
+        settings.NOMARR_NAVIDROME_USER = USER
+        settings.NOMARR_NAVIDROME_PASSWORD = PASSWORD
+        setattr(settings, setting, value)
+        out = StringIO()
+        with pytest.raises(CommandError, match=f"cannot push: .*{message}"):
+            call_command("playlists", "push", "--template", "focus", stdout=out, stderr=StringIO())
+        assert out.getvalue() == ""  # no preview was computed, nothing was searched
+        assert set(server.methods()) <= {"ping"} and server.playlists == {}

@@ -12,6 +12,7 @@ from playlists import files, service
 from playlists.fields import FieldCatalog
 from playlists.models import WrittenPlaylist
 from playlists.rules import selected_files
+from tagging.keys import mood_set_key
 
 from .conftest import HAPPY
 
@@ -94,7 +95,7 @@ def test_it_exports_an_m3u8_with_paths_relative_to_the_playlist_folder(mixed):
     rules = service.preset_rules("focus", {}, catalog)
     tracks = selected_files(rules, catalog)
     written = files.export_m3u(rules, tracks)
-    assert written.path.name == "Focus- instrumental and calm.m3u8"
+    assert written.path.name == "Focus - instrumental and calm.m3u8"
     lines = written.path.read_text("utf-8").splitlines()
     assert lines[:3] == ["#EXTM3U", "#PLAYLIST:Focus: instrumental and calm", files.M3U_NOTE]
     entries = [line for line in lines if not line.startswith("#")]
@@ -110,7 +111,7 @@ def test_it_exports_an_m3u8_with_paths_relative_to_the_playlist_folder(mixed):
 def test_it_refuses_to_overwrite_a_users_m3u8(mixed):
     catalog = FieldCatalog.current()
     rules = service.preset_rules("focus", {}, catalog)
-    target = mixed.root / "Playlists" / "Focus- instrumental and calm.m3u8"
+    target = mixed.root / "Playlists" / "Focus - instrumental and calm.m3u8"
     target.parent.mkdir()
     target.write_text("#EXTM3U\nmine.mp3\n")
     with pytest.raises(files.PlaylistFileError, match="refusing to overwrite"):
@@ -119,7 +120,41 @@ def test_it_refuses_to_overwrite_a_users_m3u8(mixed):
 
 
 def test_a_name_cannot_escape_the_folder():
-    assert files.file_name("../../etc/passwd", "nsp") == "etc-passwd.nsp"
+    assert files.file_name("../../etc/passwd", "nsp") == "etc - passwd.nsp"
     assert files.file_name(".hidden", "nsp") == "hidden.nsp"
     with pytest.raises(files.PlaylistFileError):
         files.file_name("///", "nsp")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Focus: instrumental and calm", "Focus - instrumental and calm.nsp"),
+        ("Rock/Pop: the 80s", "Rock - Pop - the 80s.nsp"),
+        ('Songs "for" you?', "Songs 'for' you.nsp"),
+        ("Café: 日本の歌 & more", "Café - 日本の歌 & more.nsp"),
+        ("nul", "nul playlist.nsp"),
+        ("ends with dots...", "ends with dots.nsp"),
+    ],
+)
+def test_a_file_name_keeps_the_words_and_suits_every_file_system(name, expected):
+    # Windows and SMB refuse < > : " / \\ | ? * and names such as NUL; look-alikes
+    # (U+FF1A for ":") are mapped back and forth by SMB clients, so plain words it is.
+    assert files.file_name(name, "nsp") == expected
+    assert not set(expected) & set('<>:"/\\|?*')
+    assert len(files.file_name("ü" * 300, "nsp").encode()) <= files.MAX_NAME_BYTES + 4
+
+
+def test_the_mood_template_names_each_mood_its_own_file(mixed):
+    catalog = FieldCatalog.current()
+    happy = files.write_smart_playlist(service.preset_rules("mood", {"mood": "happy"}, catalog))
+    sad = files.write_smart_playlist(service.preset_rules("mood", {"mood": "sad"}, catalog))
+    loose = service.preset_rules("mood", {"mood": "sad", "set": "loose"}, catalog)
+    loose_sad = files.write_smart_playlist(loose)
+    assert [happy.path.name, sad.path.name, loose_sad.path.name] == [
+        "Mood - happy.nsp",
+        "Mood - sad.nsp",
+        "Mood - sad (loose).nsp",
+    ]
+    assert json.loads(happy.path.read_text())["name"] == "Mood: happy"
+    assert json.loads(sad.path.read_text())["all"] == [{"is": {mood_set_key("regular"): "sad"}}]

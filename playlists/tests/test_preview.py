@@ -98,3 +98,71 @@ def test_preview_counts_all_matches_and_samples_the_kept_ones(mixed, django_asse
         shown = preview(rules, catalog, sample=2)
     assert (shown.matched, shown.selected, shown.limit) == (4, 3, 3)
     assert [t.title for t in shown.tracks] == ["Sunny Day", "Calm Focus"]
+
+
+def test_underscore_and_percent_are_wildcards_as_in_navidrome(mixed):
+    # Navidrome builds LIKE patterns without escaping (persistence/criteria_sql.go).
+    assert matched({"all": [{"contains": {"title": "R_in"}}]}) == {"Rainy Night"}
+    assert matched({"all": [{"startsWith": {"title": "S%Day"}}]}) == {"Sunny Day"}
+    assert matched({"all": [{"endsWith": {mood_set_key("regular"): "re_axed"}}]}) == {
+        "Rainy Night",
+        "Calm Focus",
+    }
+    assert matched({"all": [{"notContains": {"title": "a_"}}]}) == {"Middle"}
+
+
+def test_a_missing_score_counts_as_zero_so_it_sorts_last_highest_first(mixed):
+    mixed.add("flac", "Untagged")  # no Nomarr tags at all
+    mixed.scan()
+    everything = {"all": [{"gt": {"duration": 0}}]}
+    assert titles({**everything, "sort": f"-{HAPPY}"})[-1] == "Untagged"
+    assert titles({**everything, "sort": f"-{HAPPY}", "order": "desc"})[0] == "Untagged"
+    assert titles({**everything, "sort": HAPPY})[0] == "Untagged"
+
+
+def test_in_the_range_on_duration_and_missing_or_present_tags(mixed):
+    mixed.add("flac", "Untagged")
+    mixed.scan()
+    every = {"Sunny Day", "Rainy Night", "Calm Focus", "Rage", "Middle", "Untagged"}
+    assert matched({"all": [{"inTheRange": {"duration": [1, 3600]}}]}) == every
+    assert matched({"all": [{"inTheRange": {"duration": [3600, 7200]}}]}) == set()
+    assert matched({"all": [{"isMissing": {HAPPY: True}}]}) == {"Untagged"}
+    assert matched({"all": [{"isPresent": {HAPPY: False}}]}) == {"Untagged"}
+    assert matched({"all": [{"isPresent": {HAPPY: True}}]}) == every - {"Untagged"}
+    # Middle's mood set is empty: no value at all.
+    assert matched({"all": [{"isMissing": {mood_set_key("regular"): True}}]}) == {
+        "Middle",
+        "Untagged",
+    }
+    assert matched({"all": [{"isPresent": {"album": True}}]}) == every  # the clips have one
+    assert matched({"all": [{"isMissing": {"album": True}}]}) == set()
+
+
+def test_artist_fields_match_participants(library):
+    library.add("flac", "Duet", {}, artist="Ann feat. Bob")
+    library.add("mp3", "Solo", {}, artist="Bob")
+    library.add("ogg", "Trio", {}, artist="Cy / Dee; Eve")
+    library.scan()
+    assert matched({"all": [{"is": {"artist": "Bob"}}]}) == {"Duet", "Solo"}
+    assert matched({"all": [{"is": {"artist": "bob"}}]}) == set()  # "=" is exact
+    assert matched({"all": [{"startsWith": {"artist": "de"}}]}) == {"Trio"}
+    assert matched({"all": [{"endsWith": {"artist": "nn"}}]}) == {"Duet"}
+    assert matched({"all": [{"isNot": {"artist": "Ann"}}]}) == {"Solo", "Trio"}
+    # No album artist tag: Navidrome's album artists are the track's artists.
+    assert matched({"all": [{"is": {"albumartist": "Eve"}}]}) == {"Trio"}
+    assert matched({"all": [{"isPresent": {"albumartist": True}}]}) == {"Duet", "Solo", "Trio"}
+
+
+def test_limit_percent_and_offset(mixed):
+    by_happy = {"all": [{"gt": {"duration": 0}}], "sort": f"-{HAPPY}"}
+    assert titles({**by_happy, "limitPercent": 40}) == ["Sunny Day", "Calm Focus"]  # 2 of 5
+    assert titles({**by_happy, "limitPercent": 1}) == ["Sunny Day"]  # at least one
+    assert titles({**by_happy, "limit": 2, "offset": 1}) == ["Calm Focus", "Middle"]
+    assert len(titles({**by_happy, "offset": 3})) == 5  # without a limit Navidrome ignores it
+    catalog = FieldCatalog.current()
+    shown = preview(validate({**by_happy, "limit": 3, "offset": 4}, catalog), catalog)
+    assert (shown.matched, shown.selected, [t.title for t in shown.tracks]) == (
+        5,
+        1,
+        ["Rainy Night"],
+    )

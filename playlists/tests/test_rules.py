@@ -70,9 +70,66 @@ def test_it_refuses_an_unknown_operator():
     assert "isNot" in message  # it lists the allowed ones
 
 
-def test_it_refuses_in_the_range_and_says_to_use_gt_and_lt():
+def test_in_the_range_is_accepted_on_year_and_duration_and_refused_on_tags():
+    assert validate({"all": [{"inTheRange": {"year": [1990, 1999]}}]}, CATALOG) == {
+        "all": [{"inTheRange": {"year": [1990, 1999]}}]
+    }
+    assert validate({"all": [{"INTHERANGE": {"Duration": [60, 240.5]}}]}, CATALOG)
     message = errors({"all": [{"inTheRange": {HAPPY: [0.5, 0.9]}}]})
-    assert "inTheRange" in message and "v0.63" in message and "gt and lt" in message
+    assert "Navidrome refuses inTheRange on tags" in message and "gt and lt" in message
+    assert "two JSON numbers" in errors({"all": [{"inTheRange": {"year": [1990]}}]})
+    assert "1999 is above 1990" in errors({"all": [{"inTheRange": {"year": [1999, 1990]}}]})
+    assert "title is text" in errors({"all": [{"inTheRange": {"title": [1, 2]}}]})
+
+
+def test_is_missing_and_is_present_are_accepted_on_tags_and_album():
+    rules = validate(
+        {
+            "all": [
+                {"isMissing": {HAPPY: True}},
+                {"ispresent": {REGULAR: "true"}},  # Navidrome reads "true" and 1 as true
+                {"isMissing": {"album": 0}},
+                {"isPresent": {"artist": True}},
+            ]
+        },
+        CATALOG,
+    )
+    assert rules["all"] == [
+        {"isMissing": {HAPPY: True}},
+        {"isPresent": {REGULAR: True}},
+        {"isMissing": {"album": False}},
+        {"isPresent": {"artist": True}},
+    ]
+    message = errors({"all": [{"isMissing": {"title": True}}]})
+    assert "Navidrome 0.62 or later" in message and "title is always there" in message
+    assert "takes true or false" in errors({"all": [{"isPresent": {HAPPY: "maybe"}}]})
+
+
+def test_limit_percent_offset_refresh_delay_and_public_are_accepted():
+    rules = validate(
+        {
+            "all": [{"gt": {HAPPY: 0.5}}],
+            "LimitPercent": 10,  # Navidrome's JSON keys ignore case
+            "offset": 5,
+            "refreshDelay": "1h30m",
+            "public": True,
+        },
+        CATALOG,
+    )
+    assert rules == {
+        "all": [{"gt": {HAPPY: 0.5}}],
+        "limitPercent": 10,
+        "offset": 5,
+        "refreshDelay": "1h30m",
+        "public": True,
+    }
+    assert validate({"all": [{"gt": {HAPPY: 0.5}}], "refreshDelay": "2d"}, CATALOG)
+    message = errors(
+        {"all": [{"gt": {HAPPY: 0.5}}], "limitPercent": 101, "offset": -1, "refreshDelay": "soon"}
+    )
+    assert "'limitPercent' must be a whole number from 1 to 100, not 101" in message
+    assert "'offset' must be a whole number from 0" in message
+    assert "'refreshDelay' must be a duration" in message
 
 
 def test_it_refuses_an_unknown_field_and_suggests_the_close_one():

@@ -121,7 +121,7 @@ def test_invalid_rules_are_explained_and_nothing_is_written(mixed, browser):
     response = post(browser, {"action": "write", "name": "Ranged", "rules_json": json.dumps(rules)})
     assert response.status_code == 200
     assert response.context["outcome"] is None
-    assert "Navidrome v0.63 rejects it" in response.content.decode()
+    assert "Navidrome refuses inTheRange on tags" in response.content.decode()
     assert not list((mixed.root / "Playlists").glob("*.nsp"))
 
 
@@ -181,14 +181,37 @@ def test_the_push_button_pushes_to_navidrome(mixed, browser, settings):
         response = post(
             browser, {"action": "push", "name": "Calm", "rules_json": json.dumps(rules)}
         )
-        assert "Created the Navidrome playlist" in response.content.decode()
+        assert "Created the Navidrome playlist &#x27;Calm (static)&#x27;" in (
+            response.content.decode()
+        )
         (playlist,) = server.playlists.values()
-        assert playlist.name == "Calm" and len(playlist.songs) == 2
+        assert playlist.name == "Calm (static)" and len(playlist.songs) == 2
         settings.NOMARR_NAVIDROME_PASSWORD = "wrong"
         response = post(
             browser, {"action": "push", "name": "Calm", "rules_json": json.dumps(rules)}
         )
         assert "refused user" in response.content.decode()
+
+
+def test_both_pages_are_in_the_apps_layout(mixed, browser):
+    for name in (INDEX, CONFIG):
+        page = browser.get(reverse(name)).content.decode()
+        assert 'id="nav-playlists"' in page and 'id="nav-navidrome"' in page  # the main menu
+        assert "css/nomarr.css" in page and "<style>" not in page
+        assert 'id="playlists-nav"' in page
+
+
+def test_the_navidrome_page_is_a_short_guide_with_the_block_folded(mixed, browser):
+    page = browser.get(reverse(CONFIG))
+    assert page.status_code == 200
+    html = page.content.decode()
+    guide = html[html.index('id="guide"') : html.index('id="config-details"')]
+    for step in ("Paste", "Restart", "full scan", "Navidrome 0.56 or later"):
+        assert step in guide
+    assert f"[Tags.{HAPPY}]" not in guide  # the block itself is folded away...
+    details = html[html.index('id="config-details"') :]
+    assert f"[Tags.{HAPPY}]" in details  # ...in <details>, as selectable text
+    assert 'data-copy="#navidrome-config"' in html and "playlists/copy.js" in html
 
 
 def test_the_navidrome_page_shows_and_downloads_the_config(mixed, browser):

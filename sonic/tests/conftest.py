@@ -100,6 +100,13 @@ def sonic_cache(tmp_path: Path, settings):
 
 
 @pytest.fixture
+def listener(client, django_user_model):
+    """A client logged in as a plain user (no staff rights)."""
+    client.force_login(django_user_model.objects.create_user("listener", password="x"))
+    return client
+
+
+@pytest.fixture
 def sonic_library(
     library: Path, root_row, heard_variants: list[Heard]
 ) -> Callable[..., dict[str, object]]:

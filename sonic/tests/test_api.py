@@ -14,17 +14,11 @@ from sonic.tests.conftest import CLIPS
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def api(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("listener", password="x"))
-    return client
-
-
 def names(answer) -> list[str]:
     return [Path(t["path"]).stem for t in answer]
 
 
-def test_similar_finds_the_track_by_path_id_or_recording_id(sonic_library, api):
+def test_similar_finds_the_track_by_path_id_or_recording_id(sonic_library, listener):
     files = sonic_library()
     seed = files["joram-flac"]
     seed.mb_recording_id = "0d6a1e4e-0000-4000-8000-000000000001"
@@ -34,7 +28,7 @@ def test_similar_finds_the_track_by_path_id_or_recording_id(sonic_library, api):
         {"id": seed.pk},
         {"mbid": seed.mb_recording_id},
     ):
-        answer = api.get("/api/v1/similar", {**query, "count": 3})
+        answer = listener.get("/api/v1/similar", {**query, "count": 3})
         assert answer.status_code == 200, answer.json()
         body = answer.json()
         assert body["track"]["id"] == seed.pk
@@ -45,71 +39,73 @@ def test_similar_finds_the_track_by_path_id_or_recording_id(sonic_library, api):
         assert body["similar"][0]["url"].startswith("/library/file/")
 
 
-def test_it_refuses_a_path_outside_the_library(sonic_library, api, tmp_path):
+def test_it_refuses_a_path_outside_the_library(sonic_library, listener, tmp_path):
     sonic_library("joram-flac")
     outside = tmp_path / "outside.mp3"
     outside.write_bytes(b"x")
-    answer = api.get("/api/v1/similar", {"path": str(outside)})
+    answer = listener.get("/api/v1/similar", {"path": str(outside)})
     assert answer.status_code == 403 and answer.json()["error"] == "outside_library"
-    mix = api.post(
+    mix = listener.post(
         "/api/v1/mix", {"seeds": [{"path": str(outside)}]}, content_type="application/json"
     )
     assert mix.status_code == 403
 
 
 def test_a_file_never_analysed_answers_not_analysed_with_a_way_to_queue_it(
-    sonic_library, api, library
+    sonic_library, listener, library
 ):
     sonic_library("joram-flac")
     song = library / "new.mp3"
     shutil.copyfile(Path(settings.SHARED_DIR) / "fixtures/audio" / CLIPS["msd"][0], song)
-    unscanned = api.get("/api/v1/similar", {"path": str(song)})
+    unscanned = listener.get("/api/v1/similar", {"path": str(song)})
     assert unscanned.status_code == 404
     body = unscanned.json()
     assert body["error"] == "not_analysed" and body["queue"]["url"] == "/api/v1/tag"
     assert body["queue"]["body"] == {"path": str(song)}
     file = refresh_file(song)  # scanned, but not tagged yet
-    answer = api.get("/api/v1/similar", {"id": file.pk})
+    answer = listener.get("/api/v1/similar", {"id": file.pk})
     assert answer.status_code == 404 and answer.json()["error"] == "not_analysed"
     assert answer.json()["stale"] is False
-    assert api.get("/api/v1/similar", {"id": 999999}).json()["error"] == "file_not_found"
+    assert listener.get("/api/v1/similar", {"id": 999999}).json()["error"] == "file_not_found"
 
 
-def test_counts_outside_their_bounds_answer_400(sonic_library, api):
+def test_counts_outside_their_bounds_answer_400(sonic_library, listener):
     file = sonic_library("joram-flac")["joram-flac"]
     for count in (0, 201, "many"):
-        answer = api.get("/api/v1/similar", {"id": file.pk, "count": count})
+        answer = listener.get("/api/v1/similar", {"id": file.pk, "count": count})
         assert answer.status_code == 400, count
     for body in (
         {"seeds": [{"id": file.pk}], "count": 0},
         {"seeds": [{"id": file.pk}], "count": 1000},
     ):
-        assert api.post("/api/v1/mix", body, content_type="application/json").status_code == 400
+        assert (
+            listener.post("/api/v1/mix", body, content_type="application/json").status_code == 400
+        )
     steps = {"start": {"id": file.pk}, "end": {"id": file.pk}, "steps": 1}
-    assert api.post("/api/v1/path", steps, content_type="application/json").status_code == 400
-    assert api.get("/api/v1/similar").status_code == 400  # no track named
+    assert listener.post("/api/v1/path", steps, content_type="application/json").status_code == 400
+    assert listener.get("/api/v1/similar").status_code == 400  # no track named
 
 
-def test_an_empty_library_says_so(library, root_row, api):
-    answer = api.post("/api/v1/mix", {"artist": "Joram"}, content_type="application/json")
+def test_an_empty_library_says_so(library, root_row, listener):
+    answer = listener.post("/api/v1/mix", {"artist": "Joram"}, content_type="application/json")
     assert answer.status_code in (400, 404)
     assert "analysed" in answer.json()["detail"]
 
 
-def test_a_model_set_change_marks_old_embeddings_stale(sonic_library, api):
+def test_a_model_set_change_marks_old_embeddings_stale(sonic_library, listener):
     files = sonic_library()
     TrackEmbedding.objects.filter(file=files["joram-flac"]).update(model_set="nomarr1-older")
-    answer = api.get("/api/v1/similar", {"id": files["joram-flac"].pk})
+    answer = listener.get("/api/v1/similar", {"id": files["joram-flac"].pk})
     assert answer.status_code == 404
     assert answer.json()["error"] == "not_analysed" and answer.json()["stale"] is True
-    others = api.get("/api/v1/similar", {"id": files["joram-eq"].pk, "count": 7}).json()
+    others = listener.get("/api/v1/similar", {"id": files["joram-eq"].pk, "count": 7}).json()
     assert "joram-flac" not in names(others["similar"])  # never mixed into the current space
     TrackEmbedding.objects.update(model_set="nomarr1-older")
-    empty = api.get("/api/v1/similar", {"id": files["joram-eq"].pk})
+    empty = listener.get("/api/v1/similar", {"id": files["joram-eq"].pk})
     assert empty.status_code == 404 and empty.json()["stale"] is True
 
 
-def test_a_mix_keeps_its_filters(sonic_library, api):
+def test_a_mix_keeps_its_filters(sonic_library, listener):
     files = sonic_library()
     body = {
         "seeds": [{"id": files["joram-flac"].pk}],
@@ -119,39 +115,39 @@ def test_a_mix_keeps_its_filters(sonic_library, api):
         "min_duration": None,
         "max_duration": None,
     }
-    mix = api.post("/api/v1/mix", body, content_type="application/json").json()["tracks"]
+    mix = listener.post("/api/v1/mix", body, content_type="application/json").json()["tracks"]
     assert names(mix)[0] == "joram-flac" and set(names(mix)[:4]) == {
         "joram-flac", "joram-tempo", "joram-eq", "joram-pitch",
     }  # fmt: skip
-    gap = api.post(
+    gap = listener.post(
         "/api/v1/mix", {**body, "artist_gap": 1}, content_type="application/json"
     ).json()["tracks"]
     artists = [t["artist"] for t in gap]
     assert all(a != b for a, b in pairwise(artists))
-    one_per_album = api.post(
+    one_per_album = listener.post(
         "/api/v1/mix", {**body, "per_album": 1}, content_type="application/json"
     ).json()["tracks"]
     assert sorted(t["album"] for t in one_per_album) == ["MSD Album", "Moments of Clarity"]
-    no_seeds = api.post(
+    no_seeds = listener.post(
         "/api/v1/mix", {**body, "include_seeds": False}, content_type="application/json"
     ).json()["tracks"]
     assert "joram-flac" not in names(no_seeds) and len(no_seeds) == 7
-    too_short = api.post(
+    too_short = listener.post(
         "/api/v1/mix", {**body, "min_duration": 60}, content_type="application/json"
     ).json()["tracks"]
     assert names(too_short) == ["joram-flac"]  # the 10 s variants are kept out
-    by_artist = api.post(
+    by_artist = listener.post(
         "/api/v1/mix", {**body, "seeds": [], "artist": "MSD Artist", "include_seeds": False},
         content_type="application/json",
     ).json()["tracks"]  # fmt: skip
     assert names(by_artist)[:4] and all(n.startswith("joram") for n in names(by_artist))
 
 
-def test_a_mix_downloads_as_m3u8(sonic_library, api):
+def test_a_mix_downloads_as_m3u8(sonic_library, listener):
     files = sonic_library()
     body = {"seeds": [{"id": files["msd-eq"].pk}], "count": 3, "artist_gap": 0,
             "per_album": 0, "min_duration": None, "action": "m3u8", "name": "Test mix"}  # fmt: skip
-    answer = api.post("/api/v1/mix", body, content_type="application/json")
+    answer = listener.post("/api/v1/mix", body, content_type="application/json")
     assert answer.status_code == 200 and answer["Content-Type"].startswith("audio/x-mpegurl")
     lines = answer.content.decode().splitlines()
     assert lines[0] == "#EXTM3U" and "#PLAYLIST:Test mix" in lines
@@ -159,14 +155,14 @@ def test_a_mix_downloads_as_m3u8(sonic_library, api):
     assert paths[0] == files["msd-eq"].path and len(paths) == 3
 
 
-def test_a_sonic_path_walks_from_one_clip_to_the_other(sonic_library, api):
+def test_a_sonic_path_walks_from_one_clip_to_the_other(sonic_library, listener):
     files = sonic_library()
     body = {
         "start": {"id": files["joram-flac"].pk},
         "end": {"id": files["msd-flac"].pk},
         "steps": 6,
     }
-    answer = api.post("/api/v1/path", body, content_type="application/json")
+    answer = listener.post("/api/v1/path", body, content_type="application/json")
     assert answer.status_code == 200, answer.json()
     walked = names(answer.json()["tracks"])
     assert walked[0] == "joram-flac" and walked[-1] == "msd-flac"

@@ -1,16 +1,32 @@
-"""manage.py embed: embeddings for files analysed before sonic, or by another model set."""
+"""Embeddings for files heard before sonic, or by another model set: `manage.py embed`
+and the auto-tag path, both through EmbedRequest rows that the workers claim."""
 
 import shutil
 
 import pytest
 from django.core.management import call_command
+from django_q.brokers import get_broker
+from django_q.signing import SignedPackage
 
+from library.models import LibraryFile
 from library.rows import refresh_file
-from sonic import embedding
-from sonic.models import TrackEmbedding
+from library.scanning import scan_root
+from sonic import embedding, tasks
+from sonic.models import EmbedRequest, TrackEmbedding
 from sonic.storage import current_model_set
+from tagging.models import Job
+from tagging.signals import workers_started
 
 pytestmark = pytest.mark.django_db
+
+
+def sent_embed_batches() -> list[list[int]]:
+    """The request ids of the embed messages waiting in the broker, taken off it."""
+    broker = get_broker()
+    if not broker.queue_size():
+        return []
+    tasks_sent = [SignedPackage.loads(payload) for _, payload in broker.dequeue()]
+    return [t["args"][0] for t in tasks_sent if t["func"] == "sonic.tasks.embed_requests"]
 
 
 def test_embed_hears_the_files_without_current_embeddings_and_resumes(
@@ -30,5 +46,49 @@ def test_embed_hears_the_files_without_current_embeddings_and_resumes(
     assert set(TrackEmbedding.objects.values_list("model_set", flat=True)) == {current_model_set()}
     assert TrackEmbedding.objects.count() == 4
     assert fresh.read_bytes() == before  # no tag written
+    assert set(EmbedRequest.objects.values_list("status", flat=True)) == {"done"}
     call_command("embed", "--here")
     assert "Every file has an embedding" in capsys.readouterr().out
+
+
+def test_a_scan_has_a_tagged_file_without_an_embedding_heard_by_the_workers(
+    library, root_row, heard_variants
+):
+    root_row.auto_tag = True
+    root_row.save()
+    source = next(h for h in heard_variants if h.clip == "msd" and h.variant == "eq")
+    song = library / "tagged-before-sonic.opus"
+    shutil.copyfile(source.path, song)
+    before = song.read_bytes()
+    scan_root(root_row)
+    file = LibraryFile.objects.get(path=str(song))
+    assert file.nom_version == current_model_set()  # its tags are current: no tagging job
+    assert not Job.objects.exists() and not file.embeddings.exists()
+    [batch] = sent_embed_batches()
+    assert EmbedRequest.objects.get(file=file).status == "pending"
+    tasks.embed_requests(batch)  # what the worker runs
+    assert file.embeddings.filter(model_set=current_model_set()).count() == 2
+    assert EmbedRequest.objects.get(file=file).status == "done"
+    assert tasks.embed_requests(batch) == 0  # a message sent twice hears the file once
+    assert song.read_bytes() == before  # no tag written
+    scan_root(root_row)
+    assert sent_embed_batches() == []  # nothing left to ask for
+
+
+def test_requests_a_dead_worker_held_are_sent_again_when_workers_start(
+    library, root_row, heard_variants
+):
+    source = next(h for h in heard_variants if h.clip == "joram" and h.variant == "tempo")
+    song = library / "held.mp3"
+    shutil.copyfile(source.path, song)
+    file = refresh_file(song)
+    [pk] = embedding.request([file.pk])
+    assert EmbedRequest.objects.filter(pk=pk, status="pending").update(
+        status="running", worker="gone-host:1"
+    )
+    EmbedRequest.objects.filter(pk=pk).update(claimed_at="2020-01-01T00:00:00Z")
+    sent_embed_batches()
+    workers_started.send(sender=None)
+    assert sent_embed_batches() == [[pk]]
+    assert EmbedRequest.objects.get(pk=pk).status == "pending"
+    assert embedding.run([pk]) == 1 and file.embeddings.count() == 2

@@ -72,6 +72,7 @@ def test_a_person_scans_browses_and_reads_analytics_in_the_browser(
     Scan.objects.filter(pk=running.pk).update(seen=3, read=2, new=1)
     page.wait_for_selector(f"#scan-{running.pk} .scan-seen:text('3')")
     page.screenshot(path=SHOTS / "library-scan-running.png", full_page=True)
+    page.once("dialog", lambda dialog: dialog.accept())  # "Stop the running scan of ...?"
     page.click("#scan-roots button[value=cancel]")
     page.wait_for_selector(f"#scan-{running.pk} >> text=cancelling")
     # The scanner reads the flag once a second; four files take less: it ends "done".

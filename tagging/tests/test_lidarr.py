@@ -8,6 +8,7 @@ library as /music; NOMARR_PATH_MAP turns that into the test's library folder.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import shutil
 import uuid
@@ -17,7 +18,9 @@ import pytest
 import requests
 from rest_framework_api_key.models import APIKey
 
-from tagging import jobs
+from tagging import jobs, writers
+from tagging.catalog import get_catalog
+from tagging.keys import namespace, version_key
 from tagging.lidarr import map_lidarr_path
 from tagging.models import Job
 
@@ -148,19 +151,51 @@ def test_a_download_reports_each_refused_or_missing_file(hook, track, library, t
     assert list(Job.objects.values_list("path", flat=True)) == [str(good)]
 
 
-def test_a_download_with_nothing_queued_answers_200(hook, tmp_path_factory):
-    response = hook(download("/elsewhere/x.flac", "/music/none.flac"))
-    assert response.status_code == 200
+def test_a_download_whose_files_are_all_refused_is_answered_422_with_the_fix(
+    hook, caplog, admin_client, client, django_user_model
+):
+    """Lidarr logs a warning, with the body, for any status from 400 up
+    (HttpClient.Execute, then NotificationService: "Unable to send OnReleaseImport
+    notification"), so a 200 would hide that nothing is tagged."""
+    with caplog.at_level(logging.WARNING, logger="tagging.lidarr"):
+        response = hook(download("/elsewhere/x.flac", "/music/none.flac"))
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "paths_refused" and body["queued"] == 0 and body["refused"] == 2
+    assert "NOMARR_PATH_MAP" in body["detail"] and "/elsewhere/x.flac" in body["detail"]
     assert outcomes(response) == {
         "/elsewhere/x.flac": "outside_library",
         "/music/none.flac": "not_found",
     }
     assert not Job.objects.exists()
+    assert any("refused" in r.message and "NOMARR_PATH_MAP" in r.message for r in caplog.records)
+    # Staff see the refused paths and the fix on the dashboard; other people do not.
+    page = admin_client.get("/").content.decode()
+    assert "Refused Lidarr paths" in page and "/elsewhere/x.flac" in page
+    assert "NOMARR_PATH_MAP" in page
+    client.force_login(django_user_model.objects.create_user("plain", password="x"))
+    plain = client.get("/")
+    assert plain.status_code == 200 and "/elsewhere/x.flac" not in plain.content.decode()
 
 
-def test_retag_queues_the_files_again_with_force(hook, track):
+def test_the_refused_paths_clear_once_a_download_queues_everything(hook, track, admin_client):
+    assert hook(download("/elsewhere/x.flac")).status_code == 422
+    assert "Refused Lidarr paths" in admin_client.get("/").content.decode()
+    track("A/B/01.flac")
+    # Some files queued: 202, and the refused one still shown.
+    assert hook(download("/music/A/B/01.flac", "/elsewhere/y.flac")).status_code == 202
+    page = admin_client.get("/").content.decode()
+    assert "/elsewhere/y.flac" in page and "/elsewhere/x.flac" in page
+    assert hook(download("/music/A/B/01.flac")).status_code == 202
+    assert "Refused Lidarr paths" not in admin_client.get("/").content.decode()
+
+
+def test_retag_queues_the_files_again_without_force(hook, track):
+    """Lidarr fires Retag after writing its own tags on every import: the job's version
+    check skips a file whose Nomarr tags survived instead of analysing it again."""
     song = track("A/B/01.flac")
     other = track("A/B/02.flac")
+    writers.write_tags(song, {version_key(): [get_catalog().fingerprint]}, namespace(), None)
     first = hook(download("/music/A/B/01.flac")).json()["files"][0]["job"]["id"]
     Job.objects.filter(pk=first).update(status="done")
     payload = {
@@ -173,7 +208,24 @@ def test_retag_queues_the_files_again_with_force(hook, track):
     assert response.status_code == 202, response.text
     assert outcomes(response) == {"/music/A/B/01.flac": "queued", "/music/A/B/02.flac": "queued"}
     live = Job.objects.filter(status="pending")
-    assert {(j.path, j.force) for j in live} == {(str(song), True), (str(other), True)}
+    assert {(j.path, j.force) for j in live} == {(str(song), False), (str(other), False)}
+    before = song.read_bytes()
+    job = live.get(path=str(song))
+    assert jobs.run(job.pk) == "done"
+    job.refresh_from_db()
+    assert job.result["status"] == "skipped" and "already tagged" in job.result["reason"]
+    assert song.read_bytes() == before
+
+
+def test_lidarr_may_use_the_put_method(hook, track, live_server, key):
+    song = track("A/B/01 - C.flac")
+    response = requests.put(
+        f"{live_server.url}/api/v1/lidarr", json=DOWNLOAD, auth=("lidarr", key), timeout=30
+    )
+    assert response.status_code == 202, response.text
+    assert Job.objects.get().path == str(song)
+    anonymous = requests.put(f"{live_server.url}/api/v1/lidarr", json=DOWNLOAD, timeout=30)
+    assert anonymous.status_code == 401
 
 
 def test_rename_points_pending_jobs_at_the_new_paths(hook, track, library):

@@ -73,7 +73,7 @@ def test_the_queue_page_pauses_resumes_and_refuses_to_remove_a_running_job(admin
     admin_client.post("/queue/action/", {"action": "resume"})
     assert not WorkerState.get().paused
     refused = admin_client.post(
-        "/queue/action/", {"action": "remove", "job": running.pk}, follow=True
+        "/queue/action/", {"action": "remove", "job": running.pk, "confirm": "yes"}, follow=True
     )
     assert b"is running" in refused.content and Job.objects.filter(pk=running.pk).exists()
     admin_client.post("/queue/action/", {"action": "retry", "job": failed.pk})

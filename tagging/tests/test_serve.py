@@ -1,8 +1,10 @@
-"""`manage.py serve` runs the web server and the workers, and stops them together."""
+"""`manage.py serve` runs the web processes and the workers, and stops them together."""
 
+import base64
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -37,8 +39,35 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def websocket_first_message(port: int, path: str, cookie: str) -> str:
+    """Open a websocket as a browser does (the handshake by hand) and read the first
+    text frame the server sends."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: http://localhost:{port}\r\nCookie: {cookie}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request.encode())
+        stream = sock.makefile("rb")
+        status = stream.readline()
+        assert b" 101 " in status, status
+        while stream.readline() not in (b"\r\n", b""):
+            pass
+        head = stream.read(2)
+        length = head[1] & 0x7F
+        if length == 126:
+            length = struct.unpack(">H", stream.read(2))[0]
+        elif length == 127:
+            length = struct.unpack(">Q", stream.read(8))[0]
+        return stream.read(length).decode()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_serve_starts_web_and_workers_and_they_stop_with_it(tmp_path, sig):
+def test_serve_starts_web_and_workers_and_they_stop_with_it(
+    tmp_path, sig, client, django_user_model
+):
     port = free_port()
     env = {
         **os.environ,
@@ -46,6 +75,7 @@ def test_serve_starts_web_and_workers_and_they_stop_with_it(tmp_path, sig):
         "DATABASE_URL": database_url(),
         "NOMARR_Q_NAME": settings.Q_CLUSTER["name"],
         "NOMARR_PORT": str(port),
+        "NOMARR_WEB_PROCESSES": "2",
     }
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
@@ -66,7 +96,14 @@ def test_serve_starts_web_and_workers_and_they_stop_with_it(tmp_path, sig):
         wait_until(answers, 60, "the web server")
         wait_until(lambda: WorkerState.objects.workers_alive() > 0, 60, "the workers")
         children = children_of(proc.pid)
-        assert len(children) == 2
+        assert len(children) == 3  # two web processes on one socket, and the workers
+        assert "(2 web processes, workers)" in (tmp_path / "serve.log").read_text()
+        # Live pages work whichever process a connection lands on (no Redis here: each
+        # websocket watches the database).
+        client.force_login(django_user_model.objects.create_user("watcher", password="x"))
+        cookie = f"sessionid={client.cookies['sessionid'].value}"
+        for _ in range(4):
+            assert 'id="count-pending"' in websocket_first_message(port, "/ws/dashboard/", cookie)
         # The first start creates an admin and says its password once.
         assert "Created the first user: admin / " in (tmp_path / "serve.log").read_text()
         started = time.monotonic()

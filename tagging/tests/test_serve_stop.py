@@ -29,12 +29,12 @@ def test_a_busy_worker_is_stopped_within_the_grace_and_its_job_goes_back(
         ["serve", "--port", str(free_port())],
         library,
         tmp_path / "serve.log",
-        env={"NOMARR_STOP_GRACE": "1"},
+        env={"NOMARR_STOP_GRACE": "1", "NOMARR_WEB_PROCESSES": "2"},
     ).start(ready=lambda: WorkerState.objects.workers_alive() > 0)
     children = [int(p) for p in subprocess.run(
         ["ps", "-o", "pid=", "--ppid", str(serve.proc.pid)], capture_output=True, text=True
     ).stdout.split()]  # fmt: skip
-    assert len(children) == 2
+    assert len(children) == 3  # two web processes and the workers
     job = jobs.queue_paths([long_track])[0]
     wait_until(
         lambda: Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).exists(),

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from library import scanning
 from library.models import Scan
+from library.roots import missing_settings_roots
 
 SUMMARY = "seen {seen}, read {read}, new {new}, changed {changed}, moved {moved}, " \
     "removed {removed}, errors {errors}, skipped {skipped}, empty folders {empty_folders}, " \
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         roots = scanning.scannable_roots(selector)
         if selector and not roots:
             raise CommandError(
-                f"{selector} is not a library root (see the admin or NOMARR_LIBRARY_ROOTS)"
+                f"{selector} is not a library root (see the Settings page or NOMARR_LIBRARY_ROOTS)"
             )
         if options["cancel"]:
             n = sum(scanning.cancel_scans(root) for root in roots)
@@ -44,8 +45,14 @@ class Command(BaseCommand):
             for scan in scans[: options["history"]]:
                 self.stdout.write(self.describe(scan))
             return
+        for path, why in missing_settings_roots():
+            # A typo in the variable is not a root: said every time, never a failure.
+            self.stderr.write(f"NOMARR_LIBRARY_ROOTS names {path}: {why}; not a root, skipped")
         if not roots:
-            raise CommandError("no library roots: set NOMARR_LIBRARY_ROOTS or add one in the admin")
+            raise CommandError(
+                "no library roots: add one on the Settings page, or set NOMARR_LIBRARY_ROOTS"
+            )
+        outcomes: list[str] = []
         failed = 0
         for root in roots:
             if not root.enabled:
@@ -54,7 +61,8 @@ class Command(BaseCommand):
             try:
                 scan = scanning.scan_root(root, full=options["full"], on_progress=progress)
             except scanning.ScanRefused as exc:
-                self.stderr.write(f"refused: {exc}")
+                self.stderr.write(f"{root.path}: refused: {exc}")
+                outcomes.append(f"{root.path}: refused")
                 failed += 1
                 continue
             self.stdout.write(self.describe(scan))
@@ -62,10 +70,13 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {problem['problem']}: {problem['path']}")
             if len(scan.problems) > 50:
                 self.stdout.write(f"  ... and {len(scan.problems) - 50} more (see the admin)")
+            outcomes.append(f"{root.path}: {scan.status}")
             if scan.status == Scan.Status.FAILED:
                 failed += 1
+        if len(roots) > 1:
+            self.stdout.write(f"{len(roots)} roots: " + "; ".join(outcomes))
         if failed:
-            raise CommandError(f"{failed} scan(s) refused or failed")
+            raise CommandError(f"{failed} of {len(roots)} scan(s) refused or failed")
 
     def describe(self, scan: Scan) -> str:
         took = f" in {scan.seconds:.1f} s" if scan.seconds is not None else ""

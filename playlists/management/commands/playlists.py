@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from playlists import presets, service
+from playlists import presets, service, subsonic
 from playlists.fields import FieldCatalog
 from playlists.rules import RuleError, validate
 
@@ -55,12 +55,20 @@ class Command(BaseCommand):
             sub.add_argument("--sample", type=int, default=20, help="tracks to show")
 
     def handle(self, *args, **options):
+        client = None
+        if options["action"] == "push":  # the settings first, before computing anything
+            try:
+                client = service.navidrome_client()
+            except subsonic.SubsonicError as exc:
+                raise CommandError(f"cannot push: {exc}") from None
         catalog = FieldCatalog.current()
         if options["action"] == "list":
             self.list_presets(catalog)
             return
         rules = self.load(options, catalog)
-        outcome = service.run(options["action"], rules, catalog, sample=options["sample"])
+        outcome = service.run(
+            options["action"], rules, catalog, sample=options["sample"], client=client
+        )
         shown = outcome.preview
         self.stdout.write(
             f"{shown.matched} tracks match; the playlist holds {shown.selected}"

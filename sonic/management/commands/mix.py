@@ -30,18 +30,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         seeds = [find_track(text) for text in o["seeds"]]
-        options = similar.MixOptions(
-            count=o["count"],
-            artist_gap=o["artist_gap"],
-            per_album=o["per_album"],
-            min_duration=o["min_duration"],
-            max_duration=o["max_duration"],
-            include_seeds=not o["no_seeds"],
-        )
         try:
-            chosen = similar.seeds_of(o["album"], o["artist"], seeds)
-            options.allowed = similar.allowed_by_mood(o["mood"], o["tier"])
-            found = similar.mix(chosen, options)
+            found = similar.instant_mix({**o, "include_seeds": not o["no_seeds"]}, seeds)
             if o["to"] == "m3u8":
                 self.stdout.write(delivery.m3u8(o["name"], found), ending="")
             else:

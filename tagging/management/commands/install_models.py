@@ -1,10 +1,13 @@
-"""Build the musicnn backbones from the musicnn package's checkpoints into the models folder."""
+"""Build the musicnn backbones from the musicnn package's checkpoints into the models folder,
+each with its ONNX twin beside it (what NOMARR_ENGINE=onnx runs)."""
 
 import subprocess
 import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from tagging.catalog import attach_twins, discover
 
 
 class Command(BaseCommand):
@@ -28,3 +31,11 @@ class Command(BaseCommand):
             self.stdout.write(proc.stdout.strip())
         else:
             self.stdout.write(f"models already installed in {out_dir}")
+        # The twins beside the backbones (tf2onnx, again in a process of its own), so an
+        # installation without TensorFlow (the image) still runs them on onnxruntime.
+        catalog = discover([out_dir], settings.NOMARR_MOOD_HEADS)
+        left = attach_twins(catalog, settings.NOMARR_ONNX_CACHE, beside=True)
+        if left:
+            self.stdout.write(f"no ONNX twin for {', '.join(left)}: they run on Essentia")
+        else:
+            self.stdout.write(f"ONNX twins of {len(catalog.backbones)} backbones in {out_dir}")

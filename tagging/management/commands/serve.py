@@ -1,5 +1,11 @@
 """Run Nomarr: the web/API/websocket server and the tagging workers, together.
 
+The web server is NOMARR_WEB_PROCESSES daphne processes sharing one listening socket,
+which serve opens and hands down (daphne's `--fd`): the kernel gives each new
+connection to whichever process accepts it first, so one busy process does not hold
+up the others. Every process serves pages, the API and websockets; live pages work in
+each, whatever the channel layer (nomarr_site/consumers.py).
+
 Each start migrates the database; the first start of an installation also creates
 the first admin, whose password is printed once. The workers are `manage.py
 workers` (django-q2 under Nomarr's watchdog, tagging/watchdog.py): they send every
@@ -12,13 +18,14 @@ file as it was).
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from tagging import jobs
 from tagging.signals import serve_starting
@@ -26,6 +33,8 @@ from tagging.signals import serve_starting
 ANY_ADDRESS = {"0.0.0.0", "::"}  # noqa: S104
 #: Seconds a stopping child gets beyond NOMARR_STOP_GRACE before it is killed.
 HAND_BACK = 1.5
+#: Connections waiting to be accepted (the kernel caps it at net.core.somaxconn).
+BACKLOG = 1024
 
 
 def _die_with_parent() -> None:
@@ -53,6 +62,18 @@ def host_hint(host: str) -> str | None:
     )
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket every web process shares (inheritable); CommandError if the
+    address cannot be had (in use, not this machine's)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 class Command(BaseCommand):
     help = "Start daphne (HTTP, API, websockets) and the django-q2 workers; Ctrl+C stops both."
 
@@ -62,6 +83,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-workers", action="store_true", help="serve only; run workers elsewhere"
         )
+        parser.add_argument(
+            "--web-processes",
+            type=int,
+            default=settings.NOMARR_WEB_PROCESSES,
+            help="daphne processes sharing the port (NOMARR_WEB_PROCESSES)",
+        )
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
@@ -69,13 +96,16 @@ class Command(BaseCommand):
         for _receiver, line in serve_starting.send(sender=self.__class__):
             if line:
                 self.stdout.write(str(line))
-        commands = {
-            "web": [
-                # daphne, answering 414/431 to requests too large to read
-                sys.executable, "-m", "nomarr_site.webserver",
-                "-b", options["host"], "-p", str(options["port"]), "nomarr_site.asgi:application",
-            ],
-        }  # fmt: skip
+        processes = options["web_processes"]
+        if processes < 1:
+            raise CommandError("--web-processes must be at least 1")
+        sock = listen(options["host"], options["port"])
+        web = [
+            # daphne on the shared socket, answering 414/431 to requests too large to read
+            sys.executable, "-m", "nomarr_site.webserver",
+            "--fd", str(sock.fileno()), "nomarr_site.asgi:application",
+        ]  # fmt: skip
+        commands = {("web" if n == 0 else f"web-{n + 1}"): web for n in range(processes)}
         if not options["no_workers"]:
             commands["workers"] = [sys.executable, "manage.py", "workers"]
         stopping = False
@@ -88,12 +118,20 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         children = {
             name: subprocess.Popen(
-                argv, cwd=settings.BASE_DIR, start_new_session=True, preexec_fn=_die_with_parent
+                argv,
+                cwd=settings.BASE_DIR,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                pass_fds=(sock.fileno(),) if argv is web else (),
             )
             for name, argv in commands.items()
         }
+        sock.close()  # the web processes hold it now
+        parts = [f"{processes} web process{'es' if processes > 1 else ''}"]
+        if "workers" in children:
+            parts.append("workers")
         self.stdout.write(
-            f"Nomarr on http://{options['host']}:{options['port']}/ ({', '.join(children)})"
+            f"Nomarr on http://{options['host']}:{options['port']}/ ({', '.join(parts)})"
         )
         hint = host_hint(options["host"])
         if hint:

@@ -1,0 +1,343 @@
+"""Re-decide tiers and mood sets from the stored scores, and rewrite only what changed.
+
+After a change of the calibration (library/calibration.py), of NOMARR_TIER_SCORES or
+of the rules (tagging/keys.py's cascade and mood sets, NOMARR_MOOD_HEADS,
+NOMARR_WRITE_MOOD), `manage.py retier` or the staff button on the calibration page
+goes through every file tagged by the current model set, in id order:
+
+* its stored scores (TagValue rows) are decided again by tagging.pipeline.decide,
+  the rule the pipeline uses for new files, with the bounds
+  tagging.pipeline.tier_calibration gives; no model runs;
+* a file whose tier keys, mood sets and MOOD come out as stored is not touched;
+* for one that changes, the scores are read from the file itself (the truth), decided
+  again, and the file's Nomarr tags are rewritten with the new tiers and mood sets by
+  tagging.writers.write_tags (atomic, audio untouched), and its library rows are
+  refreshed (library/rows.py refresh_file).
+
+A RetierRun row is the run: its `cursor` (the last file id done) and counters are
+saved after each batch, so a run that stopped (its time budget, a crash, Ctrl+C)
+carries on from there when started again, unless the rule changed meanwhile (then it
+starts over). One run at a time (the database refuses a second running row); a run
+whose process is gone is taken over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from library import calibration
+from library.models import LibraryFile, RetierRun, TagValue
+from library.rows import refresh_file
+from nomarr_site.workers import claim_is_dead, worker_id
+from tagging import keys, pipeline, tagfiles, writers
+from tagging.catalog import get_catalog
+
+log = logging.getLogger(__name__)
+
+Status = RetierRun.Status
+#: Files decided per batch (one query for their tags; the run is saved after each, in
+#: the transaction that refreshes the rows of the files it rewrote).
+BATCH = 50
+#: Files written at once: a write waits on the disk (two fsyncs) most of its time.
+WRITERS = 4
+#: Seconds without a heartbeat after which a running run counts as abandoned.
+STALE_AFTER = 120
+PROBLEMS_KEPT = 50
+MOOD = "mood"  # the standard MOOD tag as the library stores it
+
+Progress = Callable[[RetierRun], None]
+
+
+class RetierRefused(Exception):
+    """A retier is running already."""
+
+
+def current_rule() -> tuple[str, int | None, str]:
+    """(NOMARR_TIER_SCORES, the calibration in use's id, a fingerprint of everything
+    that decides the tiers): a run is resumed only under the rule it began with."""
+    mode = settings.NOMARR_TIER_SCORES
+    in_use = calibration.current() if mode == "calibrated" else None
+    parts = [
+        mode,
+        in_use.pk if in_use else None,
+        keys.TIER_CASCADE,
+        keys.MOOD_SETS,
+        keys.CONTRADICTIONS,
+        list(settings.NOMARR_MOOD_HEADS),
+        settings.NOMARR_WRITE_MOOD,
+        keys.namespace(),
+        get_catalog().fingerprint,
+    ]
+    digest = hashlib.sha256(json.dumps(parts, default=list).encode()).hexdigest()[:16]
+    return mode, in_use.pk if in_use else None, digest
+
+
+def _files():
+    return LibraryFile.objects.filter(nom_version=get_catalog().fingerprint)
+
+
+def unfinished() -> RetierRun | None:
+    """The run that did not finish: running (maybe abandoned) or interrupted."""
+    return RetierRun.objects.filter(status__in=[Status.RUNNING, Status.INTERRUPTED]).first()
+
+
+def _held(run: RetierRun, waiting: bool) -> bool:
+    """Whether a running run is someone else's: held by a live process, or waiting for
+    a worker when a worker is what we would wait for too (this process takes it over)."""
+    if not run.worker:
+        return waiting
+    return not claim_is_dead(run.worker, run.updated_at, STALE_AFTER)
+
+
+def start(trigger: str = "command", restart: bool = False, waiting: bool = False) -> RetierRun:
+    """Claim a run: the unfinished one carried on (same rule, not `restart`), else a new
+    one. `waiting`: for a worker to take (the button), else held by this process.
+
+    Raises:
+        RetierRefused: a run is running in a live process or waits for a worker.
+    """
+    holder = "" if waiting else worker_id()
+    mode, calibration_id, rule = current_rule()
+    now = timezone.now()
+    old = unfinished()
+    if old is not None and old.status == Status.RUNNING and _held(old, waiting):
+        where = f"in {old.worker}" if old.worker else "waiting for a worker"
+        raise RetierRefused(f"retier #{old.pk} is running ({where}, {old.percent} %)")
+    if old is not None and (restart or old.rule != rule):
+        why = "started over" if restart else "the tier rule changed: started over"
+        RetierRun.objects.filter(pk=old.pk, status=old.status).update(
+            status=Status.CANCELLED, message=why, finished_at=now, updated_at=now
+        )
+        old = None
+    try:
+        with transaction.atomic():
+            if old is not None:
+                taken = RetierRun.objects.filter(
+                    pk=old.pk, status=old.status, worker=old.worker, updated_at=old.updated_at
+                ).update(status=Status.RUNNING, worker=holder, updated_at=now, message="")
+                if taken != 1:
+                    raise RetierRefused(f"retier #{old.pk} was taken by another process")
+                return RetierRun.objects.get(pk=old.pk)
+            return RetierRun.objects.create(
+                trigger=trigger,
+                tier_scores=mode,
+                calibration_id=calibration_id,
+                rule=rule,
+                worker=holder,
+                total=_files().count(),
+            )
+    except IntegrityError as exc:  # another process claimed one meanwhile
+        raise RetierRefused("a retier is running") from exc
+
+
+def start_in_background(trigger: str = "web", restart: bool = False) -> RetierRun:
+    """Claim a run (`start`, waiting) and hand it to the workers."""
+    run = start(trigger=trigger, restart=restart, waiting=True)
+    _dispatch(run)
+    return run
+
+
+def _dispatch(run: RetierRun) -> None:
+    async_task("library.retier.run_task", run.pk, task_name=f"retier #{run.pk}", group="retier")
+
+
+def dispatch_waiting(**kwargs) -> int:
+    """The receiver of tagging.signals.workers_started: a run that waits for a worker
+    is handed over again (the old workers' messages are lost)."""
+    waiting = RetierRun.objects.filter(status=Status.RUNNING, worker="")
+    for run in waiting:
+        _dispatch(run)
+    return len(waiting)
+
+
+def run_task(run_id: int) -> str:
+    """The worker's task: take the waiting run and carry it out, within a time budget
+    (then it waits again and is handed over again, to go on from its cursor)."""
+    me = worker_id()
+    if RetierRun.objects.filter(pk=run_id, status=Status.RUNNING, worker="").update(
+        worker=me, updated_at=timezone.now()
+    ) != 1:
+        return "not waiting (taken by another process, or finished)"
+    run = RetierRun.objects.get(pk=run_id)
+    budget = max(60.0, settings.NOMARR_JOB_TIMEOUT * 0.8)
+    run = carry_out(run, time_budget=budget)
+    if run.status == Status.INTERRUPTED and run.message.startswith("time budget"):
+        RetierRun.objects.filter(pk=run.pk, status=Status.INTERRUPTED).update(
+            status=Status.RUNNING, worker="", updated_at=timezone.now()
+        )
+        _dispatch(run)
+    return f"retier #{run.pk}: {run.status}"
+
+
+def carry_out(
+    run: RetierRun, time_budget: float | None = None, on_progress: Progress | None = None
+) -> RetierRun:
+    """Go through the files after the run's cursor; the finished (or stopped) run.
+
+    KeyboardInterrupt (Ctrl+C) stops it as interrupted, resumable."""
+    me = run.worker
+    deadline = None if time_budget is None else time.monotonic() + time_budget
+    retier = _Retier(run)
+    try:
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                return retier.stop(Status.INTERRUPTED, "time budget spent: carried on next")
+            done, ours = retier.batch(me)
+            if not ours:
+                run.refresh_from_db()
+                return run  # taken over, or cancelled: someone else says what it is
+            if on_progress:
+                on_progress(retier.run)
+            if done:
+                return retier.stop(Status.DONE, retier.summary())
+    except KeyboardInterrupt:
+        retier.stop(Status.INTERRUPTED, "interrupted: run retier again to carry on")
+        raise
+    except Exception as exc:
+        log.exception("retier #%s failed", run.pk)
+        return retier.stop(Status.FAILED, f"failed: {exc}")
+
+
+class _Retier:
+    def __init__(self, run: RetierRun) -> None:
+        self.run = run
+        self.catalog = get_catalog()
+        self.heads = self.catalog.heads
+        self.namespace = keys.namespace()
+        self.bounds = pipeline.tier_calibration()
+        self.write_mood = bool(settings.NOMARR_WRITE_MOOD)
+        self._kinds: dict[str, str] = {}
+
+    def progress(self) -> dict:
+        fields = {name: getattr(self.run, name) for name in RetierRun.COUNTERS}
+        return {**fields, "cursor": self.run.cursor, "problems": self.run.problems}
+
+    def summary(self) -> str:
+        run = self.run
+        return f"{run.changed} file(s) rewritten, {run.unchanged} unchanged, {run.errors} error(s)"
+
+    def stop(self, status: str, message: str) -> RetierRun:
+        now = timezone.now()
+        fields = {**self.progress(), "status": status, "message": message, "updated_at": now}
+        if status != Status.INTERRUPTED:
+            fields["finished_at"] = now
+        RetierRun.objects.filter(pk=self.run.pk, status=Status.RUNNING).update(**fields)
+        self.run.refresh_from_db()
+        return self.run
+
+    def problem(self, path: str, what: str) -> None:
+        self.run.errors += 1
+        if len(self.run.problems) < PROBLEMS_KEPT:
+            self.run.problems.append({"path": path, "problem": what})
+
+    def batch(self, holder: str) -> tuple[bool, bool]:
+        """Decide the next BATCH files, rewrite those that change, and save the run in
+        the transaction that refreshes their rows; (whether that was the last batch,
+        whether the run is still ours)."""
+        files = list(
+            _files()
+            .filter(pk__gt=self.run.cursor)
+            .order_by("pk")
+            .values_list("pk", "path")[:BATCH]
+        )
+        stored: dict[int, dict[str, list]] = defaultdict(dict)
+        rows = TagValue.objects.filter(
+            Q(key__startswith=keys.prefix(self.namespace)) | Q(key=MOOD),
+            file_id__in=[pk for pk, _ in files],
+        )
+        for file_id, key, value, number in rows.order_by("id").values_list(
+            "file_id", "key", "value", "number"
+        ):
+            stored[file_id].setdefault(key, []).append(number if number is not None else value)
+        changing = []
+        for pk, path in files:
+            self.run.checked += 1
+            if self.changes(stored.get(pk, {})):
+                changing.append(path)
+            else:
+                self.run.unchanged += 1
+            self.run.cursor = pk
+        # The writes wait on the disk: WRITERS at once, each file's rows refreshed here as
+        # soon as it is written, all in one transaction with the run's progress.
+        with ThreadPoolExecutor(WRITERS) as pool, transaction.atomic():
+            for path, problem in zip(changing, pool.map(self.rewrite, changing), strict=True):
+                if problem:
+                    self.problem(path, problem)
+                else:
+                    refresh_file(path)
+                    self.run.changed += 1
+            ours = RetierRun.objects.filter(
+                pk=self.run.pk, status=Status.RUNNING, worker=holder
+            ).update(updated_at=timezone.now(), **self.progress())
+        return len(files) < BATCH, bool(ours)
+
+    def kind(self, key: str) -> str:
+        """What a key names (keys.parse, remembered: every file has the same keys)."""
+        found = self._kinds.get(key)
+        if found is None:
+            parsed = keys.parse(key, self.namespace)
+            found = self._kinds[key] = parsed.kind if parsed else ""
+        return found
+
+    def wanted(self, scores: dict[str, float]) -> tuple[pipeline.Decision, dict[str, list[str]]]:
+        decision = pipeline.decide(self.heads, scores, self.namespace, self.bounds)
+        return decision, decision.tags(self.namespace)
+
+    def changes(self, stored: dict[str, list]) -> bool:
+        """Whether the file's stored tiers, mood sets or MOOD are not what the rule says."""
+        scores = {}
+        for key, values in stored.items():
+            if self.kind(key) == "score" and isinstance(values[0], float):
+                scores[key] = values[0]
+        decision, tags = self.wanted(scores)
+        if self.write_mood:
+            tags[MOOD] = decision.moods
+        return any(
+            sorted(map(str, stored.get(key, []))) != sorted(values) for key, values in tags.items()
+        )
+
+    def rewrite(self, path: str) -> str:
+        """The file's own scores decided again and its Nomarr tags written with the new
+        tiers and mood sets (in a writer thread: no database); the problem, or ""."""
+        try:
+            current = tagfiles.read_tags(Path(path), self.namespace)
+            if current.get(keys.version_key(self.namespace)) != [self.catalog.fingerprint]:
+                return "tagged by another model set since the last scan: left alone"
+            kept: dict[str, list[str]] = {}
+            scores: dict[str, float] = {}
+            for key, values in current.items():
+                kind = self.kind(key)
+                if kind in ("tier", "mood_set"):
+                    continue
+                kept[key] = values
+                if kind == "score" and len(values) == 1:
+                    try:
+                        scores[key] = float(values[0])
+                    except ValueError:
+                        pass
+            decision, tags = self.wanted(scores)
+            moods = decision.moods if self.write_mood else None
+            writers.write_tags(Path(path), {**kept, **tags}, self.namespace, moods)
+        except (tagfiles.TagWriteError, writers.InvalidTagsError, OSError) as exc:
+            return str(exc)
+        return ""
+
+
+def describe(run: RetierRun) -> str:
+    """One line for the command line and the log."""
+    counts = ", ".join(f"{name} {value}" for name, value in run.counts().items())
+    note = f" ({run.message})" if run.message else ""
+    return f"retier #{run.pk} ({run.tier_scores} scores): {run.status}{note}; {counts}"

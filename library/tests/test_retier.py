@@ -1,0 +1,259 @@
+"""`manage.py retier` and the retier button: tiers and mood sets re-decided from the
+stored scores, only the files that change rewritten, no model run, resumable.
+
+Two real clips (12 s of each fixture recording) are tagged once per module by the real
+pipeline with the real models; each test copies them into its library and refreshes
+their rows, as a job does. Tiers are then decided on calibrated scores (a calibration
+of those two files spreads every label over [0, 1]), and the files must change.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import mutagen
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.urls import reverse
+
+from library import calibration, retier
+from library.models import LibraryFile, RetierRun
+from library.rows import refresh_file
+from tagging import keys, pipeline
+from tagging.catalog import get_catalog
+
+pytestmark = pytest.mark.django_db
+
+CLIPS = {
+    "joram.flac": ("joram-moments_of_clarity-08-solipsism-59-88.mp3", ["-c:a", "flac"]),
+    "msd.mp3": ("TRWJAZW128F42760DD_test.mp3", ["-c:a", "libmp3lame", "-q:a", "5"]),
+}
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory) -> dict[str, Path]:
+    """The two clips, tagged by the real models once (raw scores), read-only for tests."""
+    if "mood_happy-msd-musicnn-1" not in {head.stem for head in get_catalog().heads}:
+        pytest.skip("the Essentia fixture heads are needed")
+    folder = tmp_path_factory.mktemp("retier-clips")
+    made = {}
+    for name, (source, encoder) in CLIPS.items():
+        target = folder / name
+        subprocess.run(
+            [
+                "ffmpeg", "-v", "error", "-nostdin", "-ss", "3", "-t", "12",
+                "-i", str(Path(settings.SHARED_DIR) / "fixtures" / "audio" / source),
+                "-metadata", "artist=Someone", "-metadata", "custom_foreign=keep me",
+                *encoder, str(target),
+            ],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        result = pipeline.tag_file(target)
+        assert result.status == "tagged", result.error
+        made[name] = target
+    return made
+
+
+@pytest.fixture
+def files(tagged, library, root_row) -> dict[str, Path]:
+    """The tagged clips copied into the library, their rows refreshed as a job does."""
+    copies = {}
+    for name, source in tagged.items():
+        target = library / name
+        shutil.copyfile(source, target)
+        target.chmod(0o644)
+        assert refresh_file(target) is not None
+        copies[name] = target
+    return copies
+
+
+def file_tags(path: Path) -> dict[str, list[str]]:
+    """Every tag in the file as mutagen reads it: Vorbis names lowercased, ID3 TXXX by
+    description, MOOD as `mood`."""
+    audio = mutagen.File(path)
+    if path.suffix == ".mp3":
+        found = {f.desc.lower(): [str(t) for t in f.text] for f in audio.tags.getall("TXXX")}
+        found["mood"] = [str(t) for f in audio.tags.getall("TMOO") for t in f.text]
+        return found
+    found = {}
+    for name, value in audio.tags:
+        found.setdefault(name.lower(), []).append(value)
+    return found
+
+
+def kind(key: str) -> str:
+    parsed = keys.parse(key)
+    return parsed.kind if parsed else ""
+
+
+def tiers(tags: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The tier keys and the mood sets."""
+    return {k: v for k, v in tags.items() if kind(k) in ("tier", "mood_set")}
+
+
+def audio_of(path: Path) -> bytes:
+    """The decoded audio, to show it is the same after the tags changed."""
+    return subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-f", "s16le", "-"],
+        check=True, capture_output=True, timeout=60,
+    ).stdout  # fmt: skip
+
+
+def expected_tiers(path: Path) -> dict[str, list[str]]:
+    """What the rule gives for the scores in the file, with the calibration in use."""
+    tags = file_tags(path)
+    scores = {k: float(v[0]) for k, v in tags.items() if kind(k) == "score"}
+    decision = pipeline.decide(
+        get_catalog().heads, scores, keys.namespace(), pipeline.tier_calibration()
+    )
+    return decision.tags(keys.namespace())
+
+
+def test_with_the_rules_unchanged_retier_rewrites_nothing(files, capsys):
+    before = {name: (path.stat().st_mtime_ns, file_tags(path)) for name, path in files.items()}
+    runs = pipeline.Counters.model_runs
+    call_command("retier")
+    run = RetierRun.objects.get()
+    assert (run.status, run.checked, run.changed, run.unchanged) == ("done", 2, 0, 2)
+    for name, path in files.items():
+        assert (path.stat().st_mtime_ns, file_tags(path)) == before[name]
+    assert pipeline.Counters.model_runs == runs
+    assert "retier #" in capsys.readouterr().out
+
+
+def test_calibrated_scores_change_the_tiers_in_the_files_without_a_model_run(
+    files, settings, audio_stream_hash
+):
+    before = {name: file_tags(path) for name, path in files.items()}
+    audio = {name: audio_of(path) for name, path in files.items()}
+    packets = {name: audio_stream_hash(path) for name, path in files.items()}
+    settings.NOMARR_TIER_SCORES = "calibrated"
+    calibration.calibrate()
+    runs = pipeline.Counters.model_runs
+
+    call_command("retier")
+
+    assert pipeline.Counters.model_runs == runs
+    run = RetierRun.objects.get()
+    assert run.status == "done" and run.tier_scores == "calibrated"
+    assert run.changed >= 1 and run.changed + run.unchanged == 2
+    changed = 0
+    for name, path in files.items():
+        after = file_tags(path)
+        wanted = expected_tiers(path)
+        assert tiers(after) == {k: v for k, v in wanted.items() if v}
+        if tiers(after) != tiers(before[name]):
+            changed += 1
+        # The scores, the version and the user's tags stay; the audio is the same.
+        untouched = {k: v for k, v in before[name].items() if k not in tiers(before[name])}
+        assert {k: after.get(k) for k in untouched if k != "mood"} == {
+            k: v for k, v in untouched.items() if k != "mood"
+        }
+        regular = wanted[keys.mood_set_key("regular")]
+        assert sorted(after.get("mood", [])) == regular
+        assert audio_of(path) == audio[name] and audio_stream_hash(path) == packets[name]
+        # The library rows follow the file.
+        row = LibraryFile.objects.get(path=str(path))
+        assert row.mtime_ns == path.stat().st_mtime_ns
+        assert row.tag_dict().get(keys.mood_set_key("regular"), []) == regular
+    assert changed == run.changed
+
+    # Once applied, a second run finds nothing to change and touches nothing.
+    mtimes = {path: path.stat().st_mtime_ns for path in files.values()}
+    call_command("retier")
+    assert RetierRun.objects.first().changed == 0
+    assert {path: path.stat().st_mtime_ns for path in files.values()} == mtimes
+
+
+def test_a_new_file_is_tagged_by_the_same_rule_as_retier(files, tagged, settings, library):
+    settings.NOMARR_TIER_SCORES = "calibrated"
+    calibration.calibrate()
+    fresh = library / "fresh.flac"
+    shutil.copyfile(tagged["joram.flac"], fresh)
+    result = pipeline.tag_file(fresh, force=True)
+    assert result.status == "tagged"
+    assert tiers(file_tags(fresh)) == {k: v for k, v in expected_tiers(fresh).items() if v}
+    refresh_file(fresh)
+    mtime = fresh.stat().st_mtime_ns
+    retier.carry_out(retier.start())
+    assert fresh.stat().st_mtime_ns == mtime  # the pipeline wrote what retier decides
+
+
+def test_an_interrupted_retier_carries_on_after_its_cursor(files, settings, monkeypatch):
+    settings.NOMARR_TIER_SCORES = "calibrated"
+    calibration.calibrate()
+    monkeypatch.setattr(retier, "BATCH", 1)  # one file per batch
+
+    def stop(run):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        retier.carry_out(retier.start(), on_progress=stop)
+    run = RetierRun.objects.get()
+    first = LibraryFile.objects.order_by("pk").first()
+    assert (run.status, run.checked, run.cursor) == ("interrupted", 1, first.pk)
+
+    resumed = retier.start()
+    assert resumed.pk == run.pk
+    done = retier.carry_out(resumed)
+    assert (done.status, done.checked, done.total) == ("done", 2, 2)
+
+    # Another rule (raw scores again) does not carry on an interrupted run: it starts over.
+    with pytest.raises(KeyboardInterrupt):
+        retier.carry_out(retier.start(), on_progress=stop)
+    settings.NOMARR_TIER_SCORES = "raw"
+    again = retier.start()
+    assert again.pk != run.pk and again.cursor == 0
+    assert RetierRun.objects.filter(status="cancelled").count() == 1
+
+
+def test_a_second_retier_is_refused_while_one_runs(files):
+    retier.start()
+    with pytest.raises(retier.RetierRefused, match="is running"):
+        retier.start()
+
+
+def test_a_file_that_cannot_be_written_is_reported_and_the_rest_done(files, settings):
+    settings.NOMARR_TIER_SCORES = "calibrated"
+    calibration.calibrate()
+    locked = files["msd.mp3"]
+    content = locked.read_bytes()
+    locked.chmod(0o444)
+    run = retier.carry_out(retier.start())
+    assert (run.status, run.changed, run.errors) == ("done", 1, 1)
+    assert run.problems == [{"path": str(locked), "problem": f"file is read-only: {locked}"}]
+    assert locked.read_bytes() == content
+
+
+def test_staff_start_a_retier_from_the_page_and_see_its_progress(files, admin_client, settings):
+    settings.NOMARR_TIER_SCORES = "calibrated"
+    calibration.calibrate()
+    url = reverse("library:calibration-action")
+    response = admin_client.post(url, {"action": "retier"})
+    assert response.status_code == 302
+    run = RetierRun.objects.get()
+    assert run.status == "running" and run.worker == ""  # handed to the workers
+    page = admin_client.get(reverse("library:calibration")).content.decode()
+    assert "waiting for a worker" in page and 'hx-trigger="every 1s"' in page
+
+    assert retier.run_task(run.pk).endswith("done")  # what a worker runs
+    progress = admin_client.get(reverse("library:retier-progress")).content.decode()
+    assert "<b>done</b>" in progress and "2 of 2 files checked" in progress
+    assert "every 1s" not in progress
+    assert retier.run_task(run.pk).startswith("not waiting")  # a second message: nothing
+
+
+def test_outsiders_cannot_start_a_retier(files, client, django_user_model):
+    url = reverse("library:calibration-action")
+    response = client.post(url, {"action": "retier"})
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    person = django_user_model.objects.create_user("plain", password="x" * 20)
+    client.force_login(person)
+    assert client.post(url, {"action": "retier"}).status_code == 403
+    assert client.post(url, {"action": "calibrate"}).status_code == 403
+    assert not RetierRun.objects.exists()
+    page = client.get(reverse("library:calibration"))
+    assert page.status_code == 200 and 'value="retier"' not in page.content.decode()

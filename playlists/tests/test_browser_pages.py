@@ -1,0 +1,82 @@
+"""The playlists pages in a real headless Chromium at phone width: the app's layout,
+nothing wider than the screen, and the Navidrome block copied with one click (or, with
+JavaScript off, selectable in its <details>). Screenshots land in
+test-artifacts/screenshots/ to be looked at."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from playlists import navidrome
+from tagging.tests.test_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def chromium(monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: bin/setup installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def logged_in(browser, live_server, django_user_model, **options):
+    user = django_user_model.objects.create_user("pat", password="a long secret phrase")
+    client = Client()
+    client.force_login(user)
+    context = browser.new_context(viewport=PHONE, **options)
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    return context
+
+
+def test_the_pages_fit_a_phone_and_the_block_is_copied(
+    mixed, chromium, live_server, django_user_model
+):
+    context = logged_in(chromium, live_server, django_user_model)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page = context.new_page()
+    for path, shot in (
+        ("/playlists/", "playlists-phone"),
+        ("/playlists/navidrome/", "navidrome-phone"),
+    ):
+        page.goto(live_server.url + path)
+        assert page.locator("#menu-button").is_visible()  # the layout's phone menu
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        page.screenshot(path=SHOTS / f"{shot}.png", full_page=True)
+    page.goto(live_server.url + "/playlists/?preset=focus")  # a template, previewed
+    assert page.locator("#preview-tracks").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.screenshot(path=SHOTS / "playlists-phone-preview.png", full_page=True)
+    page.locator("#preview").screenshot(path=SHOTS / "playlists-phone-preview-card.png")
+    page.goto(live_server.url + "/playlists/navidrome/")
+    assert not page.locator("#navidrome-config").is_visible()  # folded away
+    page.click("#copy-config")
+    page.wait_for_function("document.querySelector('#copy-config').textContent === 'Copied'")
+    assert page.evaluate("navigator.clipboard.readText()") == navidrome.config_toml()
+    page.click("#config-details summary")
+    assert page.locator("#navidrome-config").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.screenshot(path=SHOTS / "navidrome-phone-open.png", full_page=True)
+
+
+def test_without_javascript_the_block_is_there_to_select(
+    mixed, chromium, live_server, django_user_model
+):
+    context = logged_in(chromium, live_server, django_user_model, java_script_enabled=False)
+    page = context.new_page()
+    page.goto(live_server.url + "/playlists/navidrome/")
+    assert not page.locator("#copy-config").is_visible()  # a button that could not work
+    page.click("#config-details summary")
+    assert page.locator("#navidrome-config").inner_text().strip() == navidrome.config_toml().strip()

@@ -1,0 +1,69 @@
+"""In a real headless Chromium against a live server: a person opens a file, sees the
+tracks that sound like it, builds an instant mix from it, and opens a track from
+the library map, coloured by a mood word's tier. Screenshots land in
+test-artifacts/screenshots/.
+"""
+
+import pytest
+
+from sonic import libmap
+from tagging.tests.test_browser import SHOTS, browser_page  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def log_in(page, base: str, path: str) -> None:
+    page.goto(base + path)
+    page.fill("input[name=username]", "ann")
+    page.fill("input[name=password]", "a long secret phrase")
+    page.click("main form button[type=submit]")
+    page.wait_for_url(base + path)
+
+
+def test_a_person_sees_similar_tracks_builds_a_mix_and_opens_a_point_of_the_map(
+    live_server,
+    browser_page,  # noqa: F811
+    sonic_library,
+    django_user_model,
+):
+    files = sonic_library()
+    django_user_model.objects.create_user("ann", password="a long secret phrase")
+    page, seed = browser_page, files["joram-flac"]
+    log_in(page, live_server.url, f"/library/file/{seed.pk}/")
+
+    # The file page fetches its similar tracks (htmx): the other joram variants first.
+    page.wait_for_selector("#similar-tracks")
+    rows = page.locator("#similar-tracks tbody tr").all_inner_texts()
+    assert len(rows) == len(files) - 1
+    assert all("joram" in row for row in rows[:3]) and "msd" in rows[-1]
+    page.screenshot(path=SHOTS / "sonic-similar.png", full_page=True)
+
+    page.click("text=Instant mix from this track")
+    page.wait_for_selector("#mix-form")
+    assert page.input_value("input[name=seed]") == str(seed.pk)
+    page.fill("input[name=count]", "4")
+    page.fill("input[name=artist_gap]", "0")
+    page.fill("input[name=per_album]", "0")
+    page.fill("input[name=min_duration]", "")
+    page.click("#mix-form button:text-is('Go')")
+    page.wait_for_selector("#result")
+    assert page.inner_text("#result h2") == "4 tracks"
+    mixed = page.locator("#result tbody tr").all_inner_texts()
+    assert len(mixed) == 4 and all("joram" in row for row in mixed)
+    page.screenshot(path=SHOTS / "sonic-mix.png", full_page=True)
+
+    # The map, drawn by Chart.js once a worker computed it, coloured by a tier.
+    libmap.build()
+    word = next(value[5:] for value, _ in libmap.colour_choices() if value.startswith("tier:"))
+    page.goto(f"{live_server.url}/sonic/map/?colour=tier:{word}")
+    page.wait_for_function("window.Chart && Chart.getChart('map')")
+    legend = page.evaluate("Chart.getChart('map').data.datasets.map(d => d.label)")
+    assert legend and set(legend) <= {"high", "medium", "low", "none"}
+    page.screenshot(path=SHOTS / "sonic-map.png")
+    point = page.evaluate(
+        """() => { const chart = Chart.getChart('map'), box = chart.canvas.getBoundingClientRect();
+                   const meta = chart.getDatasetMeta(0), p = meta.data[0];
+                   return {x: box.left + p.x, y: box.top + p.y, id: chart.data.datasets[0].data[0].id}; }"""
+    )
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_url(f"{live_server.url}/library/file/{point['id']}/")

@@ -1,0 +1,107 @@
+"""Real examples for teaching: more variants of the two fixture clips, heard once.
+
+The sonic tests' variants (sonic/tests/conftest.py: another encoder, tempo, pitch,
+EQ) are the held-out tracks here; `examples` adds six more variants of each clip
+(other tempi, pitches, filters, another cut), each carrying a GENRE (Ambient for
+Joram, Rock for the MSD clip), tagged once per session by the real pipeline. A
+tag is taught from those and judged on the sonic variants.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from sonic.tests.conftest import CLIPS, Heard, heard_variants, sonic_cache  # noqa: F401
+from tagging import catalog, pipeline
+
+GENRES = {"joram": "Ambient", "msd": "Rock"}
+
+#: Variant name -> (start second, ffmpeg filter, extension, encoder arguments).
+EXTRA = {
+    "slow": (5, "atempo=0.94", "mp3", ["-c:a", "libmp3lame", "-q:a", "5"]),
+    "fast": (5, "atempo=1.04", "flac", ["-c:a", "flac"]),
+    "low": (5, "aresample=44100,asetrate=44100*0.96,aresample=44100", "mp3",
+            ["-c:a", "libmp3lame", "-q:a", "4"]),
+    "dark": (5, "lowpass=f=5000,volume=-4dB", "ogg", ["-c:a", "libvorbis", "-q:a", "3"]),
+    "thin": (5, "highpass=f=250", "flac", ["-c:a", "flac"]),
+    "later": (9, "anull", "mp3", ["-c:a", "libmp3lame", "-q:a", "3"]),
+}  # fmt: skip
+
+
+def _make(clip: str, variant: str, folder: Path) -> Path:
+    name, artist, album = CLIPS[clip]
+    start, audio_filter, ext, encoder = EXTRA[variant]
+    target = folder / f"{clip}-{variant}.{ext}"
+    source = Path(settings.SHARED_DIR) / "fixtures" / "audio" / name
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", str(start), "-t", "10",
+            "-i", str(source), "-vn", "-map_metadata", "-1", "-ar", "44100", "-af", audio_filter,
+            "-metadata", f"artist={artist}", "-metadata", f"album={album}",
+            "-metadata", f"title={clip} {variant}", "-metadata", f"genre={GENRES[clip]}",
+            *encoder, str(target),
+        ],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return target
+
+
+@pytest.fixture(scope="session")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> list[Heard]:
+    """Six more variants of each clip, with a GENRE, tagged by the real pipeline once."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    folder = tmp_path_factory.mktemp("teach-examples")
+    pairs = [(clip, variant) for clip in CLIPS for variant in EXTRA]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        paths = list(pool.map(lambda pair: _make(*pair, folder), pairs))
+    heard = []
+    for (clip, variant), path in zip(pairs, paths, strict=True):
+        result = pipeline.tag_file(path)
+        assert result.status == "tagged", (path, result.error)
+        heard.append(Heard(clip, variant, path, result))
+    return heard
+
+
+@pytest.fixture
+def teach_library(
+    library: Path,
+    root_row,
+    heard_variants: list[Heard],  # noqa: F811 - the sonic fixture, asked for by name
+    examples: list[Heard],
+) -> Callable[[], dict[str, object]]:
+    """Factory: every example and held-out variant copied into the library, each file's
+    rows refreshed with its job result (so its embeddings are stored); name -> file."""
+    from library.rows import refresh_file
+
+    def make() -> dict[str, object]:
+        files = {}
+        for one in [*examples, *heard_variants]:
+            target = library / one.path.name
+            shutil.copyfile(one.path, target)
+            files[f"{one.clip}-{one.variant}"] = refresh_file(target, result=one.result)
+        return files
+
+    return make
+
+
+@pytest.fixture
+def models_folder(tmp_path: Path, settings):
+    """A models folder of the test's own, first in NOMARR_MODELS_DIRS (where a head is
+    saved); the process's catalog is read again without it afterwards."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    before = list(settings.NOMARR_MODELS_DIRS)
+    settings.NOMARR_MODELS_DIRS = [folder, *before]
+    settings.NOMARR_MODELS_DIR = folder
+    yield folder
+    settings.NOMARR_MODELS_DIRS = before
+    settings.NOMARR_MODELS_DIR = before[0]
+    catalog.refresh_catalog()

@@ -1,0 +1,145 @@
+"""The teach pages over HTTP: make a tag, take examples from everywhere, mark on the file
+page, train and preview, write; outsiders refused."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from playlists.tests.fake_navidrome import FakeNavidrome, Song
+from sonic.index import search_backbone
+from tagging import keys, tagfiles
+from teach import learning
+from teach.models import Example, TaughtTag
+from teach.tests.conftest import EXTRA
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("boss", password="x", is_staff=True))
+    return client
+
+
+@pytest.fixture
+def plain(django_user_model):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(django_user_model.objects.create_user("listener", password="x"))
+    return client
+
+
+def test_outsiders_are_refused(client, plain, teach_library):
+    files = teach_library()
+    tag = TaughtTag.objects.create(name="calm")
+    file = files["joram-flac"]
+    urls = [
+        reverse("teach:index"),
+        reverse("teach:genres"),
+        reverse("teach:mark", args=[file.pk]),
+        reverse("teach:tag", args=[tag.name]),
+    ]
+    posts = {
+        reverse("teach:index"): {"name": "sneaky"},
+        reverse("teach:mark", args=[file.pk]): {"tag": "calm", "answer": "yes"},
+        reverse("teach:examples", args=[tag.name]): {
+            "source": "random",
+            "where": "3",
+            "side": "no",
+        },
+        reverse("teach:train", args=[tag.name]): {},
+        reverse("teach:apply", args=[tag.name]): {},
+        reverse("teach:head", args=[tag.name]): {},
+        reverse("teach:genres"): {},
+        reverse("teach:tag", args=[tag.name]): {"action": "delete"},
+    }
+    for url in urls:
+        answer = client.get(url)
+        assert answer.status_code == 302 and "/login" in answer["Location"], url
+        assert plain.get(url).status_code == 200, url  # everyone logged in may look
+    for url, data in posts.items():
+        assert client.post(url, data).status_code == 302, url
+        assert plain.post(url, data).status_code == 403, url
+    assert list(TaughtTag.objects.values_list("name", flat=True)) == ["calm"]
+    assert not Example.objects.exists()
+    region = plain.get(reverse("teach:mark", args=[file.pk]), HTTP_HX_REQUEST="true")
+    assert "<button" not in region.content.decode()  # a plain user sees the marks, no buttons
+
+
+def test_staff_teach_a_tag_from_the_pages(staff, teach_library, library, settings):
+    files = teach_library()
+    page = staff.post(reverse("teach:index"), {"name": "Rainy Day"})
+    assert page.status_code == 400 and "not a valid field name" in page.content.decode()
+    assert staff.post(reverse("teach:index"), {"name": "rainy"})["Location"] == "/teach/tag/rainy/"
+    tag = TaughtTag.objects.get(name="rainy")
+    add = reverse("teach:examples", args=["rainy"])
+
+    # Yes from the file page's marker region (htmx), from a tag value and a playlist file.
+    file_page = staff.get(reverse("library:file", args=[files["joram-slow"].pk])).content.decode()
+    assert reverse("teach:mark", args=[files["joram-slow"].pk]) in file_page
+    region = staff.post(
+        reverse("teach:mark", args=[files["joram-slow"].pk]),
+        {"tag": "rainy", "answer": "yes"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "rainy: <strong>yes</strong>" in region.content.decode()
+    playlist = library / "calm.m3u8"
+    outside = library.parent / "elsewhere.mp3"
+    playlist.write_text(f"#EXTM3U\n{files['joram-fast'].path}\njoram-low.mp3\n{outside}\n")
+    answer = staff.post(
+        add, {"source": "playlist", "where": str(playlist), "side": "yes"}, follow=True
+    )
+    assert "2 examples marked yes" in answer.content.decode()
+    assert "1 refused" in answer.content.decode()
+    staff.post(add, {"source": "tag", "where": "GENRE", "value": "ambient", "side": "yes"})
+    assert tag.examples.filter(positive=True).count() == len(EXTRA)
+
+    # No from a Navidrome playlist (found by MusicBrainz id or path) and a folder.
+    songs = [
+        Song(f"s{i}", f"msd {v}", f"/music/{files[f'msd-{v}'].path.rsplit('/', 1)[1]}")
+        for i, v in enumerate(EXTRA)
+    ]
+    with FakeNavidrome({"nomarr": "secret"}, songs) as navidrome:
+        navidrome.add_playlist("Not rainy", "nomarr", [s.id for s in songs[:3]])
+        settings.NOMARR_NAVIDROME_URL = navidrome.url
+        settings.NOMARR_NAVIDROME_USER, settings.NOMARR_NAVIDROME_PASSWORD = "nomarr", "secret"
+        answer = staff.post(
+            add, {"source": "navidrome", "where": "Not rainy", "side": "no"}, follow=True
+        )
+        assert "3 examples marked no" in answer.content.decode()
+        assert "getPlaylist" in navidrome.methods()
+    for v in list(EXTRA)[3:]:
+        staff.post(
+            reverse("teach:mark", args=[files[f"msd-{v}"].pk]), {"tag": "rainy", "answer": "no"}
+        )
+    assert tag.examples.filter(positive=False).count() == len(EXTRA)
+
+    # Train: the preview shows the accuracy and the tracks, and nothing is written.
+    preview = staff.post(reverse("teach:train", args=["rainy"])).content.decode()
+    assert "Cross-validated accuracy: <strong>1.00</strong>" in preview
+    most = preview.split('id="most"')[1].split('id="least"')[0]
+    assert most.count("joram ") >= 4
+    key = learning.score_key("rainy", search_backbone())
+    assert key not in tagfiles.read_tags(files["joram-eq"].path, keys.namespace())
+
+    answer = staff.post(reverse("teach:apply", args=["rainy"]), follow=True).content.decode()
+    assert f"rainy written into {len(files)} files" in answer
+    assert float(tagfiles.read_tags(files["joram-eq"].path, keys.namespace())[key][0]) > 0.8
+    assert float(tagfiles.read_tags(files["msd-eq"].path, keys.namespace())[key][0]) < 0.2
+
+
+def test_the_pages_say_what_is_wrong(staff, teach_library):
+    teach_library()
+    TaughtTag.objects.create(name="lonely")
+    answer = staff.post(reverse("teach:train", args=["lonely"]))
+    assert answer.status_code == 400 and "no examples yet" in answer.content.decode()
+    answer = staff.post(
+        reverse("teach:examples", args=["lonely"]),
+        {"source": "folder", "where": "/etc", "side": "yes"},
+        follow=True,
+    )
+    assert "outside the library" in answer.content.decode()
+    page = staff.get(reverse("teach:genres"), {"preview": "1"}).content.decode()
+    assert "Ambient (6)" in page and "Rock (6)" in page
