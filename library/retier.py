@@ -26,11 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -38,11 +38,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from library import calibration
+from library import calibration, retier_writes
 from library.models import LibraryFile, RetierRun, TagValue
 from library.rows import refresh_file
 from nomarr_site.workers import claim_is_dead, worker_id
-from tagging import keys, pipeline, tagfiles, writers
+from tagging import keys, pipeline
 from tagging.catalog import get_catalog
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,11 @@ Status = RetierRun.Status
 #: Files decided per batch (one query for their tags; the run is saved after each, in
 #: the transaction that refreshes the rows of the files it rewrote).
 BATCH = 50
-#: Files written at once: a write waits on the disk (two fsyncs) most of its time.
+#: Files written at once: a write waits on the disk (two fsyncs) much of its time.
 WRITERS = 4
+#: Files left from which the writes run in processes of their own (starting them costs
+#: a few tenths of a second each), not threads.
+PROCESSES_FROM = 200
 #: Seconds without a heartbeat after which a running run counts as abandoned.
 STALE_AFTER = 120
 PROBLEMS_KEPT = 50
@@ -167,9 +170,12 @@ def run_task(run_id: int) -> str:
     """The worker's task: take the waiting run and carry it out, within a time budget
     (then it waits again and is handed over again, to go on from its cursor)."""
     me = worker_id()
-    if RetierRun.objects.filter(pk=run_id, status=Status.RUNNING, worker="").update(
-        worker=me, updated_at=timezone.now()
-    ) != 1:
+    if (
+        RetierRun.objects.filter(pk=run_id, status=Status.RUNNING, worker="").update(
+            worker=me, updated_at=timezone.now()
+        )
+        != 1
+    ):
         return "not waiting (taken by another process, or finished)"
     run = RetierRun.objects.get(pk=run_id)
     budget = max(60.0, settings.NOMARR_JOB_TIMEOUT * 0.8)
@@ -209,6 +215,8 @@ def carry_out(
     except Exception as exc:
         log.exception("retier #%s failed", run.pk)
         return retier.stop(Status.FAILED, f"failed: {exc}")
+    finally:
+        retier.close()
 
 
 class _Retier:
@@ -220,6 +228,26 @@ class _Retier:
         self.bounds = pipeline.tier_calibration()
         self.write_mood = bool(settings.NOMARR_WRITE_MOOD)
         self._kinds: dict[str, str] = {}
+        self._pool: Executor | None = None
+
+    def pool(self) -> Executor:
+        """Where the writes run: WRITERS spawned processes (mutagen is pure Python, so
+        threads would share one core) for a run with many files left, else WRITERS
+        threads (which still overlap the writes' waits on the disk). A daemonic process
+        (a django-q2 worker) may start no process: threads there."""
+        if self._pool is None:
+            left = self.run.total - self.run.checked
+            if left >= PROCESSES_FROM and not multiprocessing.current_process().daemon:
+                context = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(WRITERS, mp_context=context)
+            else:
+                self._pool = ThreadPoolExecutor(WRITERS)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     def progress(self) -> dict:
         fields = {name: getattr(self.run, name) for name in RetierRun.COUNTERS}
@@ -243,47 +271,6 @@ class _Retier:
         if len(self.run.problems) < PROBLEMS_KEPT:
             self.run.problems.append({"path": path, "problem": what})
 
-    def batch(self, holder: str) -> tuple[bool, bool]:
-        """Decide the next BATCH files, rewrite those that change, and save the run in
-        the transaction that refreshes their rows; (whether that was the last batch,
-        whether the run is still ours)."""
-        files = list(
-            _files()
-            .filter(pk__gt=self.run.cursor)
-            .order_by("pk")
-            .values_list("pk", "path")[:BATCH]
-        )
-        stored: dict[int, dict[str, list]] = defaultdict(dict)
-        rows = TagValue.objects.filter(
-            Q(key__startswith=keys.prefix(self.namespace)) | Q(key=MOOD),
-            file_id__in=[pk for pk, _ in files],
-        )
-        for file_id, key, value, number in rows.order_by("id").values_list(
-            "file_id", "key", "value", "number"
-        ):
-            stored[file_id].setdefault(key, []).append(number if number is not None else value)
-        changing = []
-        for pk, path in files:
-            self.run.checked += 1
-            if self.changes(stored.get(pk, {})):
-                changing.append(path)
-            else:
-                self.run.unchanged += 1
-            self.run.cursor = pk
-        # The writes wait on the disk: WRITERS at once, each file's rows refreshed here as
-        # soon as it is written, all in one transaction with the run's progress.
-        with ThreadPoolExecutor(WRITERS) as pool, transaction.atomic():
-            for path, problem in zip(changing, pool.map(self.rewrite, changing), strict=True):
-                if problem:
-                    self.problem(path, problem)
-                else:
-                    refresh_file(path)
-                    self.run.changed += 1
-            ours = RetierRun.objects.filter(
-                pk=self.run.pk, status=Status.RUNNING, worker=holder
-            ).update(updated_at=timezone.now(), **self.progress())
-        return len(files) < BATCH, bool(ours)
-
     def kind(self, key: str) -> str:
         """What a key names (keys.parse, remembered: every file has the same keys)."""
         found = self._kinds.get(key)
@@ -292,48 +279,65 @@ class _Retier:
             found = self._kinds[key] = parsed.kind if parsed else ""
         return found
 
-    def wanted(self, scores: dict[str, float]) -> tuple[pipeline.Decision, dict[str, list[str]]]:
-        decision = pipeline.decide(self.heads, scores, self.namespace, self.bounds)
-        return decision, decision.tags(self.namespace)
-
-    def changes(self, stored: dict[str, list]) -> bool:
-        """Whether the file's stored tiers, mood sets or MOOD are not what the rule says."""
-        scores = {}
-        for key, values in stored.items():
-            if self.kind(key) == "score" and isinstance(values[0], float):
-                scores[key] = values[0]
-        decision, tags = self.wanted(scores)
-        if self.write_mood:
-            tags[MOOD] = decision.moods
-        return any(
-            sorted(map(str, stored.get(key, []))) != sorted(values) for key, values in tags.items()
+    def batch(self, holder: str) -> tuple[bool, bool]:
+        """Decide the next BATCH files from their rows, write those that change, and
+        save the run in the transaction that refreshes their rows; (whether that was
+        the last batch, whether the run is still ours)."""
+        files = list(
+            _files().filter(pk__gt=self.run.cursor).order_by("pk").values_list("pk", "path")[:BATCH]
         )
+        values: dict[int, dict[str, list[str]]] = defaultdict(dict)
+        scores: dict[int, dict[str, float]] = defaultdict(dict)
+        rows = TagValue.objects.filter(
+            Q(key__startswith=keys.prefix(self.namespace)) | Q(key=MOOD),
+            file_id__in=[pk for pk, _ in files],
+        )
+        for file_id, key, value, number in rows.order_by("id").values_list(
+            "file_id", "key", "value", "number"
+        ):
+            values[file_id].setdefault(key, []).append(value)
+            if number is not None and self.kind(key) == "score":
+                scores[file_id][key] = number
+        jobs: list[retier_writes.Write] = []
+        for pk, path in files:
+            self.run.checked += 1
+            job = self.decide(path, values.get(pk, {}), scores.get(pk, {}))
+            if job is None:
+                self.run.unchanged += 1
+            else:
+                jobs.append(job)
+            self.run.cursor = pk
+        # Each file's rows are refreshed as soon as it is written, all in one
+        # transaction with the run's progress.
+        done = self.pool().map(retier_writes.write, jobs, chunksize=4) if jobs else []
+        with transaction.atomic():
+            for job, problem in zip(jobs, done, strict=True):
+                if problem:
+                    self.problem(job[0], problem)
+                else:
+                    refresh_file(job[0])
+                    self.run.changed += 1
+            ours = RetierRun.objects.filter(
+                pk=self.run.pk, status=Status.RUNNING, worker=holder
+            ).update(updated_at=timezone.now(), **self.progress())
+        return len(files) < BATCH, bool(ours)
 
-    def rewrite(self, path: str) -> str:
-        """The file's own scores decided again and its Nomarr tags written with the new
-        tiers and mood sets (in a writer thread: no database); the problem, or ""."""
-        try:
-            current = tagfiles.read_tags(Path(path), self.namespace)
-            if current.get(keys.version_key(self.namespace)) != [self.catalog.fingerprint]:
-                return "tagged by another model set since the last scan: left alone"
-            kept: dict[str, list[str]] = {}
-            scores: dict[str, float] = {}
-            for key, values in current.items():
-                kind = self.kind(key)
-                if kind in ("tier", "mood_set"):
-                    continue
-                kept[key] = values
-                if kind == "score" and len(values) == 1:
-                    try:
-                        scores[key] = float(values[0])
-                    except ValueError:
-                        pass
-            decision, tags = self.wanted(scores)
-            moods = decision.moods if self.write_mood else None
-            writers.write_tags(Path(path), {**kept, **tags}, self.namespace, moods)
-        except (tagfiles.TagWriteError, writers.InvalidTagsError, OSError) as exc:
-            return str(exc)
-        return ""
+    def decide(
+        self, path: str, stored: dict[str, list[str]], scores: dict[str, float]
+    ) -> retier_writes.Write | None:
+        """The write a file needs (its tags as the rows hold them, and with the tiers
+        and mood sets decided again), or None when they come out as stored."""
+        decision = pipeline.decide(self.heads, scores, self.namespace, self.bounds)
+        wanted = decision.tags(self.namespace)
+        if self.write_mood:
+            wanted[MOOD] = decision.moods
+        if all(sorted(stored.get(key, [])) == sorted(v) for key, v in wanted.items()):
+            return None
+        before = {key: v for key, v in stored.items() if key != MOOD}
+        after = {k: v for k, v in before.items() if self.kind(k) not in ("tier", "mood_set")}
+        after.update(decision.tags(self.namespace))
+        moods = decision.moods if self.write_mood else None
+        return (path, before, after, moods, self.namespace)
 
 
 def describe(run: RetierRun) -> str:

@@ -321,11 +321,12 @@ def calibration_action(request: HttpRequest) -> HttpResponse:
         except calibration.CalibrationError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(
-                request,
-                f"Calibration #{row.pk} saved from {row.files} files: run a retier to apply it"
-                + ("" if settings.NOMARR_TIER_SCORES == "calibrated" else " once NOMARR_TIER_SCORES=calibrated"),
+            then = (
+                "a retier applies it to the files tagged already"
+                if settings.NOMARR_TIER_SCORES == "calibrated"
+                else "it is used once NOMARR_TIER_SCORES=calibrated"
             )
+            messages.success(request, f"Calibration #{row.pk} saved from {row.files} files: {then}")
     elif action in ("retier", "restart"):
         try:
             run = retier.start_in_background(trigger="web", restart=action == "restart")

@@ -188,6 +188,17 @@ NOT_FOUND = OpenApiResponse(
 )
 
 
+def playlist_responses(outside: str) -> dict:
+    """The answers of a view that builds a playlist (a mix, a path)."""
+    return {
+        200: TracksResponseSerializer,
+        **errors(400, 401),
+        403: OpenApiResponse(ErrorSerializer, description=outside),
+        404: NOT_FOUND,
+        409: OpenApiResponse(ErrorSerializer, description="Writing or pushing failed."),
+    }
+
+
 class SimilarView(NomarrView):
     @extend_schema(
         summary="Tracks that sound like one track",
@@ -220,13 +231,7 @@ class MixView(NomarrView):
             "NOMARR_PLAYLIST_DIR) or push (to Navidrome), as playlist `name`."
         ),
         request=MixRequestSerializer,
-        responses={
-            200: TracksResponseSerializer,
-            **errors(400, 401),
-            403: OpenApiResponse(ErrorSerializer, description="A seed outside the library."),
-            404: NOT_FOUND,
-            409: OpenApiResponse(ErrorSerializer, description="Writing or pushing failed."),
-        },
+        responses=playlist_responses("A seed outside the library."),
         tags=["sonic"],
     )
     def post(self, request):
@@ -240,13 +245,7 @@ class PathView(NomarrView):
     @extend_schema(
         summary="A sonic path from one track to another",
         request=PathRequestSerializer,
-        responses={
-            200: TracksResponseSerializer,
-            **errors(400, 401),
-            403: OpenApiResponse(ErrorSerializer, description="A track outside the library."),
-            404: NOT_FOUND,
-            409: OpenApiResponse(ErrorSerializer, description="Writing or pushing failed."),
-        },
+        responses=playlist_responses("A track outside the library."),
         tags=["sonic"],
     )
     def post(self, request):

@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from threadpoolctl import ThreadpoolController
 from django.db.models import Count, Max, Sum
+from threadpoolctl import ThreadpoolController
 
 from sonic.models import TrackEmbedding
 

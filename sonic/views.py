@@ -13,8 +13,8 @@ from django.shortcuts import get_object_or_404, render
 from library import analytics
 from library.models import LibraryFile
 from sonic import deliver as delivery
-from sonic import libmap, similar, tracks
-from sonic.models import TrackEmbedding
+from sonic import embedding, libmap, similar, tracks
+from sonic.models import EmbedRequest, TrackEmbedding
 from sonic.storage import current_model_set
 from tagging import keys
 from tagging.boundary import OutsideLibrary
@@ -23,7 +23,7 @@ SIMILAR_ON_PAGE = 20
 
 
 def overview() -> dict:
-    """How many files have current, stale or no embeddings."""
+    """How many files have current, stale or no embeddings, and how many wait to be heard."""
     model_set = current_model_set() or ""
     files = LibraryFile.objects.count()
     current = (
@@ -36,7 +36,14 @@ def overview() -> dict:
         .distinct()
         .count()
     )
-    return {"files": files, "current": current, "stale": stale, "missing": files - current - stale}
+    waiting = EmbedRequest.objects.filter(status__in=embedding.OPEN).count()
+    return {
+        "files": files,
+        "current": current,
+        "stale": stale,
+        "missing": files - current - stale,
+        "waiting": waiting,
+    }
 
 
 def file_similar(request: HttpRequest, file_id: int) -> HttpResponse:

@@ -349,16 +349,6 @@ class LidarrWebhookView(NomarrView):
         body = lidarr.handle(request.data)
         return Response(body, status=lidarr.status_code(body))
 
-    @extend_schema(
-        summary="Lidarr's Webhook connection, method PUT (the same as POST)",
-        request=LidarrWebhookSerializer,
-        responses={
-            200: LidarrResponseSerializer,
-            202: LidarrResponseSerializer,
-            422: LidarrResponseSerializer,
-            **errors(400, 401, 413),
-        },
-        tags=["lidarr"],
-    )
+    @extend_schema(exclude=True)  # the POST's documentation says PUT is the same
     def put(self, request):
         return self.post(request)

@@ -336,7 +336,7 @@ def attach_twins(
             pb = model.graph
             assert pb is not None
             digest = onnx.sha256(pb)
-            twin = onnx.find_twin(pb, digest, cache_dir)
+            twin = onnx.find_twin(pb, digest, pb.parent if beside else cache_dir)
             if isinstance(model, Backbone):
                 model.onnx_threads = threads
                 inputs, outputs = [model.input_name], model.outputs()
@@ -359,7 +359,7 @@ def attach_twins(
                 "models: made the ONNX twins of %s in %.0f s (into %s)",
                 ", ".join(made),
                 time.monotonic() - started,
-                cache_dir,
+                ", ".join(sorted({str(job.target.parent) for _, job in wanted})),
             )
         if failed:
             reasons = sorted(set(failed.values()))

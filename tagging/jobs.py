@@ -121,37 +121,50 @@ def queue_files(
         keys = [str(boundary.inside_library(path, roots)) for path in paths]
     found: dict[str, tuple[Job, bool]] = {}
     unique = list(dict.fromkeys(keys))
-    new_ids: list[int] = []
-    for start in range(0, len(unique), QUEUE_CHUNK):
-        chunk = unique[start : start + QUEUE_CHUNK]
-        active = Job.objects.filter(path__in=chunk, status__in=Job.ACTIVE)
-        existing = {job.path: job for job in active}
-        if force:
-            # A forced request (Lidarr's Retag) must not be lost in a plain pending job.
-            plain = [j for j in existing.values() if j.status == Status.PENDING and not j.force]
-            Job.objects.filter(pk__in=[job.pk for job in plain], status=Status.PENDING).update(
-                force=True
-            )
-            for job in plain:
-                job.force = True
-        found.update((key, (job, False)) for key, job in existing.items())
-        fresh = [Job(path=key, force=force) for key in chunk if key not in existing]
-        try:
-            with transaction.atomic():
-                created = Job.objects.bulk_create(fresh)
-        except IntegrityError:
-            # Another request queued some of these between our look and our insert.
-            found.update((job.path, queue_file(Path(job.path), force)) for job in fresh)
-            continue
-        found.update((job.path, (job, True)) for job in created)
-        new_ids += [job.pk for job in created]
-    transaction.on_commit(lambda: dispatch(new_ids))
+    if len(unique) <= QUEUE_CHUNK and "orm" in settings.Q_CLUSTER:
+        # The ORM broker's messages live in this database: the jobs and their run
+        # messages commit together, one write transaction (the web server's requests
+        # wait on SQLite's write lock less).
+        with transaction.atomic():
+            dispatch(_queue_chunk(unique, force, found))
+    else:
+        new_ids: list[int] = []
+        for start in range(0, len(unique), QUEUE_CHUNK):
+            new_ids += _queue_chunk(unique[start : start + QUEUE_CHUNK], force, found)
+        transaction.on_commit(lambda: dispatch(new_ids))
     answers, given = [], set()
     for key in keys:
         job, created = found[key]
         answers.append((job, created and key not in given))
         given.add(key)
     return answers
+
+
+def _queue_chunk(chunk: list[str], force: bool, found: dict[str, tuple[Job, bool]]) -> list[int]:
+    """Jobs for a chunk of real paths (one look-up, one insert), into found; the new
+    jobs' ids."""
+    existing = {job.path: job for job in Job.objects.filter(path__in=chunk, status__in=Job.ACTIVE)}
+    if force:
+        # A forced request must not be lost in a plain pending job.
+        plain = [j for j in existing.values() if j.status == Status.PENDING and not j.force]
+        Job.objects.filter(pk__in=[job.pk for job in plain], status=Status.PENDING).update(
+            force=True
+        )
+        for job in plain:
+            job.force = True
+    found.update((key, (job, False)) for key, job in existing.items())
+    fresh = [Job(path=key, force=force) for key in chunk if key not in existing]
+    if not fresh:
+        return []
+    try:
+        with transaction.atomic():
+            created = Job.objects.bulk_create(fresh)
+    except IntegrityError:
+        # Another request queued some of these between our look and our insert.
+        found.update((job.path, queue_file(Path(job.path), force)) for job in fresh)
+        return []
+    found.update((job.path, (job, True)) for job in created)
+    return [job.pk for job in created]
 
 
 @dataclass(frozen=True)

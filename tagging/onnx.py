@@ -134,10 +134,35 @@ def _convert(job: dict[str, object]) -> None:
     write_atomically(Path(str(job["target"])), model.SerializeToString())
 
 
-def main() -> int:
-    """`python -m tagging.onnx` < [{"pb", "inputs", "outputs", "target"}, ...]"""
+def folder_jobs(folder: Path) -> list[dict[str, object]]:
+    """A twin beside each model in folder that has none yet (inputs and outputs from
+    its sidecar), for `python -m tagging.onnx FOLDER` (the image's build)."""
+    jobs: list[dict[str, object]] = []
+    for pb in sorted(folder.glob("*.pb")):
+        try:
+            schema = json.loads(pb.with_suffix(".json").read_text(encoding="utf-8"))["schema"]
+            inputs = [schema["inputs"][0]["name"]]
+            outputs = [
+                out["name"]
+                for out in schema["outputs"]
+                if out.get("output_purpose") in ("embeddings", "predictions")
+            ]
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue  # the catalog says why it skips such a file
+        digest = sha256(pb)
+        if outputs and find_twin(pb, digest, folder) is None:
+            target = folder / twin_name(pb, digest)
+            jobs.append(
+                {"pb": str(pb), "inputs": inputs, "outputs": outputs, "target": str(target)}
+            )
+    return jobs
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tagging.onnx < [{"pb", "inputs", "outputs", "target"}, ...]`, or
+    `python -m tagging.onnx FOLDER`: a twin beside every model there."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    jobs = json.load(sys.stdin)
+    jobs = folder_jobs(Path(argv[0])) if argv else json.load(sys.stdin)
     writable = []
     for job in jobs:  # before TensorFlow's seconds of importing
         try:
@@ -168,4 +193,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     logging.disable(logging.WARNING)
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

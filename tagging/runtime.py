@@ -170,12 +170,21 @@ class Resampler:
 CUDNN_CONV_ALGO_SEARCH = "HEURISTIC"
 
 _device_lock = threading.Lock()
+
+
+def onnxruntime() -> Any:
+    """The onnxruntime module (imported on first use; it has no type hints)."""
+    import onnxruntime as module  # type: ignore[import-untyped]
+
+    return module
+
+
 _device_said: str | None = None
 
 
 def onnx_providers() -> list[Any]:
     """CUDA first when this onnxruntime has it (onnxruntime-gpu), then the CPU."""
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     providers: list[Any] = []
     if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -203,7 +212,7 @@ def onnx_session(path: Path, threads: int) -> Any:
     and frees its buffers: ~30 % slower) with memory patterns, which the fixed
     batch shapes the pipeline feeds make reusable, so the arena does not grow.
     """
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -222,7 +231,7 @@ def onnx_session(path: Path, threads: int) -> Any:
 
 def _say_device(provider: str, threads: int) -> None:
     global _device_said
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     with _device_lock:
         if _device_said == provider:

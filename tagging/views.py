@@ -86,13 +86,12 @@ QUEUE_ACTIONS = {
 }
 
 
-#: Actions that delete, and so ask first (nomarr_site/confirm.py): the question, the button.
+#: Actions that delete, and so ask first (nomarr_site/confirm.py): the question.
 CONFIRM = {
-    "flush": (
-        "Remove every finished job (done and failed) from the queue? Their files keep their tags.",
-        "Yes, flush",
+    "flush": lambda post: (
+        "Remove every finished job (done and failed) from the queue? Their files keep their tags."
     ),
-    "remove": ("Remove this job from the queue?", "Yes, remove it"),
+    "remove": lambda post: f"Remove job {post.get('job', '')} from the queue?",
 }
 
 
@@ -101,10 +100,8 @@ def queue_action(request: HttpRequest) -> HttpResponse:
     name = request.POST.get("action", "")
     action = QUEUE_ACTIONS.get(name)
     if name in CONFIRM and not confirm.confirmed(request):
-        question, button = CONFIRM[name]
-        if name == "remove":
-            question = f"Remove job {request.POST.get('job', '')} from the queue?"
-        return confirm.ask(request, question, button, back=reverse("queue"))
+        question = CONFIRM[name](request.POST)
+        return confirm.ask(request, question, "Yes, remove", back=reverse("queue"))
     if action is None:
         messages.error(request, "Unknown action")
     else:

@@ -25,13 +25,21 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from library.models import LibraryFile, LibraryRoot, RetierRun, Scan, ScoreDistribution
+from library.models import (
+    LibraryFile,
+    LibraryRoot,
+    RetierRun,
+    Scan,
+    ScoreDistribution,
+    TagValue,
+)
 from library.scanning import scan_root
 from nomarr_site import roles
 from nomarr_site.roles import ACCESS, Role
 from nomarr_site.workers import worker_id
 from playlists.models import WrittenPlaylist
 from tagging.models import Job, WorkerState
+from teach.models import Example, TaughtTag
 
 pytestmark = pytest.mark.django_db
 
@@ -196,6 +204,62 @@ PLAYLIST_FORM = {
     "rules_json": PLAYLIST_RULES,
 }
 
+
+def swept_tag(env: Env, examples: bool = False, trained: bool = False) -> None:
+    """A taught tag "swept"; with examples, 12 analysed files (env's and 11 more rows) with
+    embeddings of two kinds, marked yes and no; trained, its classifier learned."""
+    import numpy as np
+
+    from sonic.index import search_backbone
+    from sonic.storage import current_model_set, store
+    from tagging.pipeline import Embedding
+    from teach import learning
+    from teach.examples import mark
+
+    tag = TaughtTag.objects.create(name="swept")
+    if not (examples or trained):
+        return
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        row = (
+            env.file
+            if i == 0
+            else LibraryFile.objects.create(
+                root=env.root,
+                path=str(env.song.parent / f"ghost{i}.flac"),
+                folder=str(env.song.parent),
+                size=1,
+                mtime_ns=0,
+            )
+        )
+        mean = rng.normal(1.0 if i % 2 == 0 else -1.0, 0.3, 200).astype("f4")
+        store(row, current_model_set() or "", {search_backbone(): Embedding(mean, mean * 0, 4)})
+        mark(tag, row, i % 2 == 0)
+    if trained:
+        learning.train(tag)
+
+
+def swept(happened: Callable[..., bool]) -> Callable[[Env], bool]:
+    return lambda env: happened(TaughtTag.objects.filter(name="swept").first())
+
+
+def swept_marked(env: Env) -> bool:
+    return Example.objects.filter(tag__name="swept", file=env.file).exists()
+
+
+def swept_genres(env: Env) -> None:
+    """The analysed files of swept_tag with two genres, env's file with none."""
+    swept_tag(env, examples=True)
+    for row in LibraryFile.objects.exclude(pk=env.file.pk):
+        row.genre = (
+            "Ambient"
+            if row.path.endswith(("2.flac", "4.flac", "6.flac", "8.flac", "10.flac"))
+            else "Rock"
+        )
+        row.save(update_fields=["genre"])
+    LibraryFile.objects.filter(pk=env.file.pk).update(genre="")
+
+
 ACTIONS = [
     # the queue (staff)
     Action("pause", "queue-action", lambda e: {"action": "pause"},
@@ -290,6 +354,26 @@ ACTIONS = [
            lambda e: not WorkerState.get().paused, setup=paused),
     Action("api-models", "api:models-refresh", lambda e: {}, generation_moved,
            setup=generation_was),
+    # teach a tag (staff: it writes into every analysed file)
+    Action("teach-new", "teach:index", lambda e: {"name": "swept_new"},
+           lambda e: TaughtTag.objects.filter(name="swept_new").exists()),
+    Action("teach-forget", "teach:tag", lambda e: {"action": "delete"},
+           swept(lambda tag: tag is None), setup=swept_tag, kwargs=lambda e: {"name": "swept"}),
+    Action("teach-examples", "teach:examples",
+           lambda e: {"source": "folder", "where": str(e.song.parent), "side": "yes"},
+           swept_marked, setup=swept_tag, kwargs=lambda e: {"name": "swept"}),
+    Action("teach-mark", "teach:mark", lambda e: {"tag": "swept", "answer": "yes"},
+           swept_marked, setup=swept_tag, kwargs=lambda e: {"file_id": e.file.pk}),
+    Action("teach-train", "teach:train", lambda e: {}, swept(lambda tag: tag.trained),
+           setup=lambda e: swept_tag(e, examples=True), kwargs=lambda e: {"name": "swept"}),
+    Action("teach-apply", "teach:apply", lambda e: {},
+           swept(lambda tag: tag.applied_at is not None),
+           setup=lambda e: swept_tag(e, trained=True), kwargs=lambda e: {"name": "swept"}),
+    Action("teach-head", "teach:head", lambda e: {}, swept(lambda tag: bool(tag.head_path)),
+           setup=lambda e: swept_tag(e, trained=True), kwargs=lambda e: {"name": "swept"}),
+    Action("teach-genres", "teach:genres", lambda e: {},
+           lambda e: TagValue.objects.filter(key="nom_genre_suggested").exists(),
+           setup=swept_genres),
 ]  # fmt: skip
 
 WHO = ["anonymous", "user", "staff", "key"]
@@ -302,6 +386,7 @@ def env(make_library, make_audio, settings, private_cache) -> Env:
     root = LibraryRoot.objects.get(path=str(folder))
     scan_root(root)
     settings.NOMARR_PLAYLIST_DIR = str(folder / "Playlists")
+    settings.NOMARR_MODELS_DIR = folder.parent / "models"  # where a taught head is saved
     key, _ = APIKey.objects.create_key(name="lidarr")
     WorkerState.get()  # the row every page reads (made on first use)
     spare = folder.parent / "more"

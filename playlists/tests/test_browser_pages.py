@@ -30,21 +30,16 @@ def chromium(monkeypatch):
         browser.close()
 
 
-def logged_in(browser, live_server, django_user_model, **options):
-    user = django_user_model.objects.create_user("pat", password="a long secret phrase")
-    client = Client()
-    client.force_login(user)
-    context = browser.new_context(viewport=PHONE, **options)
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
-    return context
-
-
 def test_the_pages_fit_a_phone_and_the_block_is_copied(
     mixed, chromium, live_server, django_user_model
 ):
-    context = logged_in(chromium, live_server, django_user_model)
+    user = django_user_model.objects.create_user("pat", password="a long secret phrase")
+    client = Client()
+    client.force_login(user)
+    session = client.cookies["sessionid"].value
+    context_cookies = [{"name": "sessionid", "value": session, "url": live_server.url}]
+    context = chromium.new_context(viewport=PHONE)
+    context.add_cookies(context_cookies)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     page = context.new_page()
     for path, shot in (
@@ -70,13 +65,11 @@ def test_the_pages_fit_a_phone_and_the_block_is_copied(
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.screenshot(path=SHOTS / "navidrome-phone-open.png", full_page=True)
 
-
-def test_without_javascript_the_block_is_there_to_select(
-    mixed, chromium, live_server, django_user_model
-):
-    context = logged_in(chromium, live_server, django_user_model, java_script_enabled=False)
+    # Without JavaScript the block is there to select, and no button that could not work.
+    context = chromium.new_context(viewport=PHONE, java_script_enabled=False)
+    context.add_cookies(context_cookies)
     page = context.new_page()
     page.goto(live_server.url + "/playlists/navidrome/")
-    assert not page.locator("#copy-config").is_visible()  # a button that could not work
+    assert not page.locator("#copy-config").is_visible()
     page.click("#config-details summary")
     assert page.locator("#navidrome-config").inner_text().strip() == navidrome.config_toml().strip()

@@ -61,9 +61,11 @@ def test_a_person_sees_similar_tracks_builds_a_mix_and_opens_a_point_of_the_map(
     assert legend and set(legend) <= {"high", "medium", "low", "none"}
     page.screenshot(path=SHOTS / "sonic-map.png")
     point = page.evaluate(
-        """() => { const chart = Chart.getChart('map'), box = chart.canvas.getBoundingClientRect();
-                   const meta = chart.getDatasetMeta(0), p = meta.data[0];
-                   return {x: box.left + p.x, y: box.top + p.y, id: chart.data.datasets[0].data[0].id}; }"""
+        """() => {
+            const chart = Chart.getChart('map'), box = chart.canvas.getBoundingClientRect();
+            const p = chart.getDatasetMeta(0).data[0], id = chart.data.datasets[0].data[0].id;
+            return {x: box.left + p.x, y: box.top + p.y, id: id};
+        }"""
     )
     page.mouse.click(point["x"], point["y"])
     page.wait_for_url(f"{live_server.url}/library/file/{point['id']}/")

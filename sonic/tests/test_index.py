@@ -6,8 +6,8 @@ import pytest
 from library.models import LibraryFile
 from sonic import index as sonic_index
 from sonic import similar
-from sonic.models import TrackEmbedding
-from sonic.storage import current_model_set, store
+from sonic.models import Generation, TrackEmbedding
+from sonic.storage import current_model_set, pack, store
 from tagging.pipeline import Embedding
 
 pytestmark = pytest.mark.django_db
@@ -87,3 +87,36 @@ def test_near_identical_tracks_are_listed_as_possible_duplicates(root_row):
     assert len(pairs) == 1 and {f.pk for f in pairs[0].files} == {files[4].pk, files[10].pk}
     LibraryFile.objects.filter(pk=files[10].pk).update(duration=260.0)
     assert similar.duplicates() == []  # the same sound, but not the same length
+
+
+def test_a_large_index_searches_its_projection_and_gives_exact_cosines(root_row):
+    # More rows than CANDIDATES: the search ranks by the projection, then re-ranks exactly.
+    rng = np.random.default_rng(6)
+    centres = rng.normal(size=(40, 200)) * np.linspace(3, 0.2, 200)  # real spectra fall off
+    vectors = centres[np.arange(1200) % 40] + rng.normal(size=(1200, 200)) * 0.4
+    root = root_row
+    files = LibraryFile.objects.bulk_create(
+        LibraryFile(root=root, path=f"{root.path}/{n}.flac", folder=root.path, size=1, mtime_ns=1)
+        for n in range(len(vectors))
+    )
+    first = Generation.take(len(files))
+    TrackEmbedding.objects.bulk_create(
+        TrackEmbedding(file=file, backbone=sonic_index.search_backbone(),
+                       model_set=current_model_set(), dims=200, generation=first + n,
+                       vector=pack(vector, np.ones(200)))
+        for n, (file, vector) in enumerate(zip(files, vectors, strict=True))
+    )  # fmt: skip
+    found = similar.index()
+    assert len(found) == 1200 > sonic_index.CANDIDATES
+    exact = sonic_index.normalise(vectors)
+    ids = np.array([f.pk for f in files])
+    hits = 0
+    for n in range(0, 1200, 40):
+        scores = exact @ exact[n]
+        scores[n] = -2
+        truth = set(ids[np.argsort(-scores)[:10]].tolist())
+        matches = similar.similar(files[n], 10)
+        hits += len(truth & {m.file.pk for m in matches})
+        by_id = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+        assert all(abs(m.score - by_id[m.file.pk]) < 2e-3 for m in matches)
+    assert hits / (10 * 30) >= 0.95

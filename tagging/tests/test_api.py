@@ -534,7 +534,7 @@ def test_the_schema_documents_every_endpoint(live_server, library):
         "/api/v1/list": {"200", "400", "401"},
         "/api/v1/status/{job_id}": {"200", "401", "404"},
         "/api/v1/info": {"200", "401"},
-        "/api/v1/lidarr": {"200", "202", "400", "401", "413"},
+        "/api/v1/lidarr": {"200", "202", "400", "401", "413", "422"},
         "/api/v1/admin/queue/remove": {"200", "400", "401", "403", "404", "409"},
         "/api/v1/admin/queue/flush": {"200", "400", "401", "403", "409"},
         "/api/v1/admin/queue/cleanup": {"200", "400", "401", "403"},

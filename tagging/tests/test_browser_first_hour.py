@@ -38,6 +38,12 @@ def new_music(tmp_path, make_audio):
     return folder
 
 
+@pytest.fixture
+def playlist_dir(library, monkeypatch):
+    """Where the server writes playlists (set before it starts: ask for it first)."""
+    monkeypatch.setenv("NOMARR_PLAYLIST_DIR", str(library / "Playlists"))
+
+
 def log_in(page, base: str, django_user_model) -> None:
     django_user_model.objects.create_user("ann", password="a long secret phrase", is_staff=True)
     page.goto(base + "/")
@@ -49,6 +55,7 @@ def log_in(page, base: str, django_user_model) -> None:
 
 
 def test_the_first_hour_add_a_root_scan_it_see_tags_and_reach_playlists(
+    playlist_dir,
     server,  # noqa: F811
     browser_page,  # noqa: F811
     new_music,
@@ -60,7 +67,7 @@ def test_the_first_hour_add_a_root_scan_it_see_tags_and_reach_playlists(
     # Settings: add the folder as a root; a scan is offered right away.
     page.click("nav >> text=Settings")
     page.fill("#add-root input[name=path]", str(new_music))
-    page.screenshot(path=SHOTS / "first-hour-2-add-root.png", full_page=True)
+    page.locator("#library-roots").screenshot(path=SHOTS / "first-hour-2-add-root.png")
     page.click("#add-root button[type=submit]")
     page.wait_for_selector("#added-root")
     assert "added as a library root" in page.inner_text(".messages")
@@ -79,6 +86,7 @@ def test_the_first_hour_add_a_root_scan_it_see_tags_and_reach_playlists(
     page.click("#files >> text=Joy")
     page.wait_for_selector("#scores")
     assert "0.920" in page.inner_text("#scores")
+    page.evaluate("document.getElementById('moods').scrollIntoView()")
     page.screenshot(path=SHOTS / "first-hour-4-tags.png")
 
     # The playlists pages, from the nav, in the same layout.

@@ -116,7 +116,7 @@ def test_a_file_named_twice_gets_one_job(hook, clip):
 
 
 @pytest.mark.django_db
-def test_a_retag_in_bulk_forces_the_pending_jobs(hook, clip):
+def test_a_retag_in_bulk_keeps_the_pending_jobs_and_forces_nothing(hook, clip):
     paths = copies(clip, 3)
     hook.send(download(paths[:2]))
     body = hook.send({"eventType": "Retag", "trackFiles": [{"path": str(p)} for p in paths]})
@@ -125,7 +125,9 @@ def test_a_retag_in_bulk_forces_the_pending_jobs(hook, clip):
         "already_queued",
         "queued",
     ]
-    assert set(Job.objects.values_list("force", flat=True)) == {True}
+    # Lidarr's Retag follows its own tag writing: the version check decides, not force.
+    assert set(Job.objects.values_list("force", flat=True)) == {False}
+    assert Job.objects.count() == 3
 
 
 @pytest.mark.django_db(transaction=True)

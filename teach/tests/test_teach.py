@@ -4,9 +4,11 @@ files with no model run, saved as a head the pipeline runs, refused when it cann
 from __future__ import annotations
 
 import os
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from library.models import LibraryFile, TagValue
 from sonic.index import search_backbone
@@ -181,3 +183,19 @@ def test_genre_suggestions_fill_files_without_a_genre_and_never_genre(teach_libr
             assert file.genre == ""  # GENRE itself is the user's: untouched
     # Files with a genre get no suggestion.
     assert key not in tagfiles.read_tags(files["joram-slow"].path, keys.namespace())
+
+
+def test_the_command_teaches_a_tag_and_refuses_bad_names(teach_library, library):
+    files = teach_library()
+    with pytest.raises(CommandError, match="not a valid field name"):
+        call_command("teach", "new", "Bad Name")
+    out = StringIO()
+    call_command("teach", "new", "solo", stdout=out)
+    call_command("teach", "add", "solo", "tag", "genre", "Ambient", "--yes", stdout=out)
+    call_command("teach", "add", "solo", "tag", "genre", "rock", "--no", stdout=out)
+    assert "6 examples marked yes" in out.getvalue() and "6 examples marked no" in out.getvalue()
+    call_command("teach", "train", "solo", stdout=out)
+    assert "cross-validated accuracy 1.000" in out.getvalue()
+    assert "nothing written yet" in out.getvalue()
+    key = learning.score_key("solo", search_backbone())
+    assert key not in tagfiles.read_tags(files["joram-eq"].path, keys.namespace())

@@ -27,7 +27,9 @@ class Command(BaseCommand):
         if measured is None:
             raise CommandError("no file of the library has scores yet")
         view = calibration.drift(measured, in_use)
-        self.stdout.write(f"{'label':58} {'n':>6} {'p5':>6} {'p50':>6} {'p95':>6}  drift p5/p50/p95")
+        self.stdout.write(
+            f"{'label':58} {'n':>6} {'p5':>6} {'p50':>6} {'p95':>6}  drift p5/p50/p95"
+        )
         for row in view["heads"]:
             changes = "/".join(
                 "-" if d is None else f"{d:+.3f}"

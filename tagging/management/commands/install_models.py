@@ -1,5 +1,7 @@
 """Build the musicnn backbones from the musicnn package's checkpoints into the models folder,
-each with its ONNX twin beside it (what NOMARR_ENGINE=onnx runs)."""
+and their ONNX twins (what NOMARR_ENGINE=onnx runs): in the cache folder, or with
+--onnx-beside next to the .pb files, where an image built with TensorFlow keeps them
+for a run time without it."""
 
 import subprocess
 import sys
@@ -12,6 +14,13 @@ from tagging.catalog import attach_twins, discover
 
 class Command(BaseCommand):
     help = "Convert musicnn's checkpoints into Essentia models (msd-musicnn-1, mtt-musicnn-1)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--onnx-beside",
+            action="store_true",
+            help="write the ONNX twins beside the models instead of into NOMARR_ONNX_CACHE",
+        )
 
     def handle(self, *args, **options):
         out_dir = settings.NOMARR_MODELS_DIR
@@ -31,11 +40,13 @@ class Command(BaseCommand):
             self.stdout.write(proc.stdout.strip())
         else:
             self.stdout.write(f"models already installed in {out_dir}")
-        # The twins beside the backbones (tf2onnx, again in a process of its own), so an
+        # The twins (tf2onnx, again in a process of its own); beside the models, an
         # installation without TensorFlow (the image) still runs them on onnxruntime.
         catalog = discover([out_dir], settings.NOMARR_MOOD_HEADS)
-        left = attach_twins(catalog, settings.NOMARR_ONNX_CACHE, beside=True)
+        beside = options["onnx_beside"]
+        left = attach_twins(catalog, settings.NOMARR_ONNX_CACHE, beside=beside)
         if left:
             self.stdout.write(f"no ONNX twin for {', '.join(left)}: they run on Essentia")
         else:
-            self.stdout.write(f"ONNX twins of {len(catalog.backbones)} backbones in {out_dir}")
+            where = out_dir if beside else settings.NOMARR_ONNX_CACHE
+            self.stdout.write(f"ONNX twins of {len(catalog.backbones)} backbones in {where}")
