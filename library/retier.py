@@ -242,6 +242,10 @@ class _Retier:
                 self._pool = ProcessPoolExecutor(WRITERS, mp_context=context)
             else:
                 self._pool = ThreadPoolExecutor(WRITERS)
+            kind = "processes" if isinstance(self._pool, ProcessPoolExecutor) else "threads"
+            log.info(
+                "retier #%s: %s files left, written in %d %s", self.run.pk, left, WRITERS, kind
+            )
         return self._pool
 
     def close(self) -> None:
@@ -283,14 +287,13 @@ class _Retier:
         """Decide the next BATCH files from their rows, write those that change, and
         save the run in the transaction that refreshes their rows; (whether that was
         the last batch, whether the run is still ours)."""
-        files = list(
-            _files().filter(pk__gt=self.run.cursor).order_by("pk").values_list("pk", "path")[:BATCH]
-        )
+        after = _files().filter(pk__gt=self.run.cursor).order_by("pk")
+        files = list(after.values_list("pk", "path", "size", "mtime_ns")[:BATCH])
         values: dict[int, dict[str, list[str]]] = defaultdict(dict)
         scores: dict[int, dict[str, float]] = defaultdict(dict)
         rows = TagValue.objects.filter(
             Q(key__startswith=keys.prefix(self.namespace)) | Q(key=MOOD),
-            file_id__in=[pk for pk, _ in files],
+            file_id__in=[pk for pk, *_ in files],
         )
         for file_id, key, value, number in rows.order_by("id").values_list(
             "file_id", "key", "value", "number"
@@ -299,9 +302,9 @@ class _Retier:
             if number is not None and self.kind(key) == "score":
                 scores[file_id][key] = number
         jobs: list[retier_writes.Write] = []
-        for pk, path in files:
+        for pk, path, size, mtime_ns in files:
             self.run.checked += 1
-            job = self.decide(path, values.get(pk, {}), scores.get(pk, {}))
+            job = self.decide(path, (size, mtime_ns), values.get(pk, {}), scores.get(pk, {}))
             if job is None:
                 self.run.unchanged += 1
             else:
@@ -323,7 +326,11 @@ class _Retier:
         return len(files) < BATCH, bool(ours)
 
     def decide(
-        self, path: str, stored: dict[str, list[str]], scores: dict[str, float]
+        self,
+        path: str,
+        read_as: tuple[int, int],
+        stored: dict[str, list[str]],
+        scores: dict[str, float],
     ) -> retier_writes.Write | None:
         """The write a file needs (its tags as the rows hold them, and with the tiers
         and mood sets decided again), or None when they come out as stored."""
@@ -333,11 +340,14 @@ class _Retier:
             wanted[MOOD] = decision.moods
         if all(sorted(stored.get(key, [])) == sorted(v) for key, v in wanted.items()):
             return None
-        before = {key: v for key, v in stored.items() if key != MOOD}
-        after = {k: v for k, v in before.items() if self.kind(k) not in ("tier", "mood_set")}
-        after.update(decision.tags(self.namespace))
+        tags = {
+            key: v
+            for key, v in stored.items()
+            if key != MOOD and self.kind(key) not in ("tier", "mood_set")
+        }
+        tags.update(decision.tags(self.namespace))
         moods = decision.moods if self.write_mood else None
-        return (path, before, after, moods, self.namespace)
+        return (path, read_as, tags, moods, self.namespace)
 
 
 def describe(run: RetierRun) -> str:

@@ -11,22 +11,24 @@ from pathlib import Path
 
 from tagging import tagfiles, writers
 
-#: (path, the Nomarr tags the library's rows hold for it, the tags to write, the MOOD
-#: values to write or None to leave MOOD alone, the namespace)
-Write = tuple[str, dict[str, list[str]], dict[str, list[str]], list[str] | None, str]
+#: (path, (size, mtime_ns) of the file when the library last read it, the Nomarr tags to
+#: write, the MOOD values to write or None to leave MOOD alone, the namespace)
+Write = tuple[str, tuple[int, int], dict[str, list[str]], list[str] | None, str]
 
 CHANGED = "changed since the library last read it: left alone (the next scan reads it)"
 
 
 def write(job: Write) -> str:
-    """Write the new tags if the file still holds what the rows say (the decision was
-    made on them); the problem, or "" once written. Atomic and audio-safe
-    (tagging.writers.write_tags)."""
-    path, before, after, moods, namespace = job
+    """Write the new tags if the file is as the library last read it (same size and
+    mtime, the scan's own test: the decision was made on its rows); the problem, or ""
+    once written. Atomic and audio-safe (tagging.writers.write_tags, which also refuses
+    a file that changes while it writes)."""
+    path, (size, mtime_ns), tags, moods, namespace = job
     try:
-        if tagfiles.read_tags(Path(path), namespace) != before:
+        st = tagfiles.stat_regular_file(Path(path))
+        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
             return CHANGED
-        writers.write_tags(Path(path), after, namespace, moods)
+        writers.write_tags(Path(path), tags, namespace, moods)
     except (tagfiles.TagWriteError, writers.InvalidTagsError, OSError) as exc:
         return str(exc)
     return ""

@@ -151,6 +151,16 @@ class Index:
         """The full normalised vectors at these positions, as float32."""
         return self.full[positions].astype(np.float32)
 
+    def sample(self, most: int) -> tuple[np.ndarray, np.ndarray]:
+        """(file ids, float32 vectors) of up to `most` rows, a random sample of a larger
+        index (the same each time for the same rows)."""
+        with self._lock:
+            files, full = self.files, self.full
+        pick = np.arange(len(files))
+        if len(files) > most:
+            pick = np.sort(np.random.default_rng(0).choice(len(files), most, replace=False))
+        return files[pick], full[pick].astype(np.float32)
+
     # --- holding rows -------------------------------------------------------------------
 
     def _hold(self, ids: np.ndarray, files: np.ndarray, full: np.ndarray) -> None:
@@ -338,12 +348,14 @@ class Index:
     def search(self, vector: np.ndarray, count: int, exclude: set[int] | None = None) -> list[Hit]:
         """The count files nearest to vector (each file once, best first), without exclude."""
         exclude = exclude or set()
-        if not len(self.ids) or count <= 0:
+        with self._lock:  # one consistent set of rows, whatever a sync does meanwhile
+            files, full, reduced, basis = self.files, self.full, self.reduced, self.basis
+        if not len(files) or count <= 0:
             return []
         query = normalise(np.asarray(vector, dtype=np.float32)[None, :])[0]
-        if query.shape[0] != self.dims:
+        if query.shape[0] != full.shape[1]:
             return []
-        approximate = _one_thread_product(self.reduced, query @ self.basis)
+        approximate = _one_thread_product(reduced, query @ basis)
         wanted = min(len(approximate), count + len(exclude) + 8)
         while True:
             candidates = min(len(approximate), max(CANDIDATES, 8 * wanted))
@@ -351,11 +363,11 @@ class Index:
                 picked = np.argpartition(-approximate, candidates - 1)[:candidates]
             else:
                 picked = np.arange(len(approximate))
-            scores = self.rows(picked) @ query
+            scores = full[picked].astype(np.float32) @ query
             order = np.argsort(-scores, kind="stable")
             hits, seen = [], set(exclude)
             for at in order:
-                file_id = int(self.files[picked[at]])
+                file_id = int(files[picked[at]])
                 if file_id in seen:
                     continue
                 seen.add(file_id)
@@ -369,17 +381,19 @@ class Index:
     def pairs_above(self, threshold: float) -> Iterator[tuple[float, int, int]]:
         """(cosine, file, other file) of every two rows of different files at least
         threshold alike, compared exactly, tile against tile."""
-        n = len(self.ids)
+        with self._lock:
+            files, full = self.files, self.full
+        n = len(files)
         for start in range(0, n, TILE):
-            left = self.rows(slice(start, start + TILE))
+            left = full[start : start + TILE].astype(np.float32)
             for other in range(start, n, TILE):
-                right = left if other == start else self.rows(slice(other, other + TILE))
+                right = left if other == start else full[other : other + TILE].astype(np.float32)
                 scores = left @ right.T
                 rows, cols = np.nonzero(scores >= threshold)
                 for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
                     i, j = start + row, other + col
-                    if i < j and self.files[i] != self.files[j]:
-                        yield float(scores[row, col]), int(self.files[i]), int(self.files[j])
+                    if i < j and files[i] != files[j]:
+                        yield float(scores[row, col]), int(files[i]), int(files[j])
 
 
 _indexes: dict[tuple[str, str], Index] = {}

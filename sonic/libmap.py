@@ -52,10 +52,7 @@ def build() -> int:
         found = similar.index()
     except similar.SonicError:
         return 0
-    pick = np.arange(len(found))
-    if len(found) > MAX_POINTS:
-        pick = np.sort(np.random.default_rng(0).choice(len(found), MAX_POINTS, replace=False))
-    matrix, files = found.rows(pick), found.files[pick]
+    files, matrix = found.sample(MAX_POINTS)
     centred = matrix - matrix.mean(axis=0)
     if len(files) >= 2:
         _, _, vt = np.linalg.svd(centred, full_matrices=False)

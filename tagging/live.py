@@ -101,9 +101,9 @@ def queue_state(status: str = "", page: str | int | None = None) -> dict:
 
 def queue_signature(status: str = "", page: str | int | None = None) -> tuple:
     """Changes whenever the queue page's live region would."""
-    shown = queue_state(status, page)["page"]
-    rows = tuple((job.pk, job.status, job.attempts, job.error) for job in shown)
-    return (tuple(sorted(Job.objects.counts().items())), rows, WorkerState.get().paused)
+    state = queue_state(status, page)
+    rows = tuple((job.pk, job.status, job.attempts, job.error) for job in state["page"])
+    return (tuple(sorted(state["counts"].items())), rows, state["paused"])
 
 
 def signature(job_id: int | None = None) -> tuple:

@@ -721,7 +721,8 @@ def tier_calibration() -> Calibration | None:
         return None
     bounds: dict[str, tuple[float, float]] = {}
     for _receiver, reply in signals.calibration_wanted.send(sender=Decision):
-        bounds.update(reply or {})
+        if isinstance(reply, Mapping):
+            bounds.update(reply)
     return bounds
 
 

@@ -26,7 +26,20 @@ outlives its process, so the watchdog reads what a dead worker was doing:
   process of the cluster is killed, its children (ffmpeg) included;
 * gone: nothing to do.
 
-The sentinel, the monitor or the pusher dying restarts the cluster too.
+The sentinel, the monitor or the pusher dying restarts the cluster too. Every
+process of the cluster also notes `gone` when it leaves by itself (multiprocessing's
+exit, which a signal skips), so the watchdog tells a kill from a crash of its own.
+
+How soon it restarts
+--------------------
+A kill from outside (kill -9 of a wedged worker, the OOM killer: an idle worker
+that died without leaving, the sentinel ended by a signal, a helper that died
+without leaving) is restarted at once, however often: someone or something ended a
+healthy cluster, and waiting only keeps the queue stalled longer. A cluster that
+fails to start (a broker or database not reachable yet) or whose processes end by
+themselves within QUICK_RESTART seconds of its start is retried after a pause that
+doubles each time (1, 2, 4 ... up to QUICK_RESTART seconds), since each start sends
+every pending job again; a cluster that ran longer starts the back-off afresh.
 
 Every start of a cluster first sends every pending job again (`jobs.recover`) and
 sends `tagging.signals.workers_started` (the library hands its waiting scans over
@@ -46,7 +59,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django import db
 from django.conf import settings
@@ -63,9 +76,27 @@ IDLE, BUSY, GONE = "idle", "busy", "gone"
 
 #: Seconds between two looks at the cluster's processes.
 CHECK_EVERY = 0.2
-#: A cluster that stalls within this many seconds of its start is started again only
-#: after a pause (doubling, up to this long).
+#: A cluster that fails by itself within this many seconds of its start is started
+#: again only after a pause (doubling, up to this long); a killed one at once.
 QUICK_RESTART = 60.0
+
+
+class Stall(NamedTuple):
+    """Why a cluster must be started afresh."""
+
+    reason: str
+    #: Ended by a signal from outside (kill, the OOM killer): restarted at once.
+    killed: bool
+
+
+def next_pause(pause: float, stall: Stall, ran: float) -> tuple[float, float]:
+    """(the back-off after this stall, the seconds to wait before the next start),
+    from the back-off so far and how long the stalled cluster ran."""
+    if ran >= QUICK_RESTART:
+        pause = 0.0  # it ran well: a failure now starts the back-off afresh
+    elif not stall.killed:
+        pause = min(QUICK_RESTART, pause * 2 or 1.0)
+    return pause, 0.0 if stall.killed else pause
 
 
 class Board:
@@ -119,13 +150,18 @@ def connect() -> None:
     post_execute_in_worker.connect(_task_ended, dispatch_uid="nomarr-task-ended")
 
 
+def _note_exit(board: Board) -> None:
+    """In every process forked for the cluster (the sentinel, the monitor, the pusher,
+    the workers; multiprocessing runs this after each fork): note GONE when it ends by
+    itself (multiprocessing's exit). A process killed by a signal notes nothing."""
+    multiprocessing.util.Finalize(None, board.mark, args=(GONE, os.getpid()), exitpriority=10)
+
+
 def _worker_started(sender: object, **kwargs: Any) -> None:
     """A worker process just started (at launch, or replacing one that died, even by
     kill -9): note it, and put back the jobs that dead workers left running."""
     if _board is not None:
         _board.mark(IDLE)
-        # Runs when the process ends by itself (multiprocessing's exit), not when killed.
-        multiprocessing.util.Finalize(None, _board.mark, args=(GONE, os.getpid()), exitpriority=10)
     try:
         jobs.reset_stuck()
     except Exception:  # a worker must start even if the database hiccups
@@ -177,29 +213,42 @@ class _Cluster:
     def pids(self) -> list[int]:
         return [self.sentinel.pid, *self.helpers.values(), *self.board.workers()]
 
+    def workers(self) -> dict[int, str]:
+        """The worker processes on the board and their states (the sentinel and the
+        helpers note their exits there too)."""
+        others = {self.sentinel.pid, *self.helpers.values()}
+        return {pid: state for pid, state in self.board.workers().items() if pid not in others}
+
 
 def supervise(stopping: Callable[[], bool], say: Callable[[str], None]) -> None:
     """Run a django-q2 cluster until stopping() is true; start it afresh whenever it
     stalls (see the module's docstring). say() reports restarts and slow stops."""
     global _board
     board = _board = Board(Path(tempfile.mkdtemp(prefix="nomarr-workers-")))
+    multiprocessing.util.register_after_fork(board, _note_exit)
     pause = 0.0
     try:
         while not stopping():
             started = time.monotonic()
-            cluster = _start(board)
-            reason = _watch(cluster, stopping)
-            if reason is None:
-                _stop(cluster, say, wait_for_all=True)
-                return
-            say(f"restarting the workers: {reason}")
-            log.error("restarting the workers: %s", reason)
-            _stop(cluster, say, wait_for_all=False)
-            # Restarts in a row (something keeps killing them) back off, up to a minute:
-            # each start sends every pending job again.
-            quick = time.monotonic() - started < QUICK_RESTART
-            pause = min(QUICK_RESTART, pause * 2 or 1.0) if quick else 0.0
-            deadline = time.monotonic() + pause
+            try:
+                cluster = _start(board)
+            except Exception as exc:  # a broker or database not reachable (yet)
+                if not pause:  # the first of a series, in full
+                    log.exception("the workers failed to start")
+                db.connections.close_all()  # a broken connection is opened afresh
+                cluster, stall = None, Stall(f"they failed to start ({exc})", killed=False)
+            else:
+                stall = _watch(cluster, stopping)
+                if stall is None:
+                    _stop(cluster, say, wait_for_all=True)
+                    return
+            pause, wait = next_pause(pause, stall, time.monotonic() - started)
+            when = f" in {wait:g} s" if wait else ""
+            say(f"restarting the workers{when}: {stall.reason}")
+            log.error("restarting the workers%s: %s", when, stall.reason)
+            if cluster is not None:
+                _stop(cluster, say, wait_for_all=False)
+            deadline = time.monotonic() + wait
             while not stopping() and time.monotonic() < deadline:
                 time.sleep(CHECK_EVERY)
     finally:
@@ -214,27 +263,41 @@ def _start(board: Board) -> _Cluster:
         log.info("workers starting: %d stuck jobs put back, %d pending jobs sent", reset, sent)
     workers_started.send(sender=_Cluster)
     cluster = _Cluster(board)
-    cluster.start()
+    try:
+        cluster.start()
+    except BaseException:  # its sentinel died before the cluster ran: end what it started
+        kill_tree(pid for pid in cluster.pids() if _ours(pid))
+        raise
     return cluster
 
 
-def _watch(cluster: _Cluster, stopping: Callable[[], bool]) -> str | None:
+def _watch(cluster: _Cluster, stopping: Callable[[], bool]) -> Stall | None:
     """Why the cluster must be started afresh, or None once stopping() is true."""
     while not stopping():
-        if not cluster.sentinel.is_alive():
-            return f"its sentinel process ({cluster.sentinel.pid}) died"
+        sentinel = cluster.sentinel
+        if not sentinel.is_alive():
+            code = sentinel.exitcode
+            if code is not None and code < 0:
+                name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+                return Stall(f"its sentinel process ({sentinel.pid}) was killed ({name})", True)
+            return Stall(f"its sentinel process ({sentinel.pid}) ended (status {code})", False)
         cluster.note_helpers()
         for name, pid in cluster.helpers.items():
             if not pid_alive(pid):
-                return f"its {name} process ({pid}) died"
-        for pid, state in cluster.board.workers().items():
+                if cluster.board.workers().get(pid) == GONE:
+                    return Stall(f"its {name} process ({pid}) ended by itself", False)
+                return Stall(f"its {name} process ({pid}) died", True)
+        for pid, state in cluster.workers().items():
             if pid_alive(pid):
                 continue
             cluster.board.forget(pid)
             if state == BUSY:
                 log.warning("worker %s died running a task; django-q2 replaces it", pid)
             elif state != GONE:
-                return f"worker {pid} died waiting for a task, and the task queue's lock with it"
+                return Stall(
+                    f"worker {pid} died waiting for a task, and the task queue's lock with it",
+                    killed=True,
+                )
         time.sleep(CHECK_EVERY)
     return None
 
@@ -254,10 +317,10 @@ def _stop(cluster: _Cluster, say: Callable[[str], None], wait_for_all: bool) -> 
         cluster.sentinel.join(timeout=grace)
     else:
         while time.monotonic() < deadline and any(
-            state == BUSY and pid_alive(pid) for pid, state in cluster.board.workers().items()
+            state == BUSY and pid_alive(pid) for pid, state in cluster.workers().items()
         ):
             time.sleep(CHECK_EVERY)
-    busy = [p for p, state in cluster.board.workers().items() if state == BUSY and pid_alive(p)]
+    busy = [p for p, state in cluster.workers().items() if state == BUSY and pid_alive(p)]
     if busy:
         say(f"workers still busy after {grace:g} s: stopped; their jobs go back to the queue")
     kill_tree(pid for pid in cluster.pids() if _ours(pid))

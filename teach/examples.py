@@ -185,11 +185,11 @@ def add_navidrome_playlist(
     tag: TaughtTag, playlist: str, positive: bool, client: subsonic.Client | None = None
 ) -> Added:
     """The songs of a Navidrome playlist (its id or its name), found in the library."""
-    client = client or subsonic.Client.from_settings()
     wanted = playlist.strip()
     if not wanted:
         raise ExampleError("give the Navidrome playlist's name or id")
     try:
+        client = client or subsonic.Client.from_settings()
         ids = [
             str(p.get("id")) for p in client.playlists() if wanted in (p.get("id"), p.get("name"))
         ]

@@ -119,3 +119,19 @@ def test_queueing_stops_with_the_scan_and_the_next_scan_queues_the_rest(
     assert len(pending()) == 4
     assert scan().queued == 3
     assert pending() == {str(p) for p in seven}
+
+
+def test_a_first_scan_queues_in_bulk_with_one_message_for_the_workers(
+    auto, seven, scan, monkeypatch, django_capture_on_commit_callbacks
+):
+    """One insert a chunk, and past DISPATCH_INLINE new jobs one broker message (a worker
+    sends the run messages): not a job insert and a message per file."""
+    from django_q.models import OrmQ
+
+    monkeypatch.setattr(jobs, "DISPATCH_INLINE", 2)  # so that 7 files are "many"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scan().queued == 7
+    assert pending() == {str(p) for p in seven}
+    [message] = OrmQ.objects.all()
+    assert message.task["func"] == "tagging.tasks.send_run_messages"
+    assert sorted(message.task["args"][0]) == sorted(Job.objects.values_list("pk", flat=True))

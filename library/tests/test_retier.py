@@ -125,8 +125,9 @@ def test_with_the_rules_unchanged_retier_rewrites_nothing(files, capsys):
 
 
 def test_calibrated_scores_change_the_tiers_in_the_files_without_a_model_run(
-    files, settings, audio_stream_hash
+    files, settings, audio_stream_hash, monkeypatch, caplog
 ):
+    monkeypatch.setattr(retier, "PROCESSES_FROM", 0)  # the writer processes of a large run
     before = {name: file_tags(path) for name, path in files.items()}
     audio = {name: audio_of(path) for name, path in files.items()}
     packets = {name: audio_stream_hash(path) for name, path in files.items()}
@@ -134,9 +135,11 @@ def test_calibrated_scores_change_the_tiers_in_the_files_without_a_model_run(
     calibration.calibrate()
     runs = pipeline.Counters.model_runs
 
-    call_command("retier")
+    with caplog.at_level("INFO", logger="library.retier"):
+        call_command("retier")
 
     assert pipeline.Counters.model_runs == runs
+    assert "written in 4 processes" in caplog.text
     run = RetierRun.objects.get()
     assert run.status == "done" and run.tier_scores == "calibrated"
     assert run.changed >= 1 and run.changed + run.unchanged == 2

@@ -1,7 +1,8 @@
 """The first hour, end to end in headless Chromium against a real `manage.py serve`:
 log in, add a library root on the Settings page and scan it, see a file's tags, reach
 the playlists pages from the nav, flush the queue (after saying yes), and the phone
-layout (390 px: the menu folds behind a button, nothing scrolls sideways).
+layout (390 px: the menu folds behind a button, nothing scrolls sideways), with and
+without JavaScript.
 
 Screenshots land in test-artifacts/screenshots/ (the README's first-hour walkthrough
 shows a few of them, shrunk, from docs/screenshots/).
@@ -140,3 +141,22 @@ def test_the_first_hour_add_a_root_scan_it_see_tags_and_reach_playlists(
     page.click("#menu >> text=Queue")
     page.wait_for_url(server + "/queue/")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    # Without JavaScript: the menu still opens, and flush asks on a page of its own.
+    bare = page.context.browser.new_context(java_script_enabled=False, viewport=PHONE).new_page()
+    bare.goto(server + "/accounts/login/")
+    bare.fill("input[name=username]", "ann")
+    bare.fill("input[name=password]", "a long secret phrase")
+    bare.click("main form button[type=submit]")
+    bare.wait_for_url(server + "/")
+    bare.click("#menu-button")
+    bare.click("#menu >> text=Queue")
+    done = Job.objects.create(path=str(new_music / "y.flac"), status="done")
+    bare.goto(server + "/queue/")
+    bare.click("#flush button")
+    bare.wait_for_selector("#confirm-question")
+    assert Job.objects.filter(pk=done.pk).exists()
+    bare.screenshot(path=SHOTS / "phone-confirm-flush.png")
+    bare.click("#confirm button[type=submit]")
+    bare.wait_for_selector(".messages >> text=jobs removed")
+    assert not Job.objects.filter(pk=done.pk).exists()

@@ -10,8 +10,9 @@ and nothing of the group outlives a stop.
 import os
 import signal
 import subprocess
+import tempfile
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -67,13 +68,17 @@ class Serve:
         )
 
     def idle_worker(self) -> int:
-        """The pid of the worker, once it waits for a task."""
+        """The pid of the worker, once it waits for a task (and has told the watchdog)."""
         stat = wait_until(
             lambda: (s := self.stat()) and s.status == "Idle" and s.workers and s,
             30,
             "an idle worker",
         )
-        return stat.workers[0]
+        pid = stat.workers[0]
+        boards = Path(tempfile.gettempdir()).glob
+        noted = lambda: any(b.read_text() == "idle" for b in boards(f"nomarr-workers-*/{pid}"))  # noqa: E731
+        wait_until(noted, 30, "its board note")
+        return pid
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -143,6 +148,49 @@ def test_a_worker_killed_while_it_waits_does_not_stall_the_queue(served, short_c
     assert f"restarting the workers: worker {worker} died waiting for a task" in served.text()
     # The stalled cluster is gone, every process of it.
     assert not pid_alive(old_sentinel)
+
+
+def test_workers_killed_again_and_again_are_restarted_at_once(served, short_clip):
+    """Killing a wedged worker is what a user does; a restart after a kill never waits,
+    however soon it comes (the back-off is for clusters that fail by themselves)."""
+    gaps = []
+    for _ in range(3):
+        worker = served.idle_worker()
+        old = served.stat().sentinel
+        os.kill(worker, signal.SIGKILL)
+        killed = datetime.now(UTC)
+        restarted = lambda: (s := served.stat()) and s.sentinel != old and s  # noqa: B023, E731
+        stat = wait_until(restarted, 30, "a restart")
+        gaps.append((stat.tob - killed).total_seconds())
+        assert f"restarting the workers: worker {worker} died waiting for a task" in served.text()
+    assert "restarting the workers in " not in served.text()
+    # The last two came within seconds of their cluster's start: the old back-off waited
+    # 1 s, then 2 s (on top of the restart itself) before starting them.
+    print("GAPS", gaps)
+    assert sum(gaps[1:]) < 3.0, gaps
+    done(jobs.queue_file(short_clip("after-kills"))[0], RECOVERY, since=time.monotonic())
+
+
+def test_workers_that_cannot_start_try_again_after_a_growing_pause(music, tmp_path):
+    """A broker not reachable (yet): each start fails; the next waits 1 s, then 2 s..."""
+    log = tmp_path / "workers.log"
+    unreachable = {"NOMARR_REDIS_URL": "redis://127.0.0.1:9/0", "NOMARR_STOP_GRACE": "1"}
+    began = time.monotonic()
+    workers = ManageProcess(["workers"], music, log, env=unreachable)
+    try:
+        workers.start(ready=lambda: "restarting the workers in 2 s" in log.read_text())
+        assert time.monotonic() - began > 1.0  # the first pause was kept
+        text = log.read_text()
+        restarts = [line for line in text.splitlines() if line.startswith("restarting the")]
+        assert [line.partition(":")[0] for line in restarts] == [
+            "restarting the workers in 1 s",
+            "restarting the workers in 2 s",
+        ]
+        assert "they failed to start (Q Cluster" in restarts[0]
+        stopped = time.monotonic()
+    finally:
+        workers.stop()  # in the middle of its pause
+    assert workers.proc.returncode == 0 and time.monotonic() - stopped < 5
 
 
 def test_a_worker_killed_while_busy_hands_its_job_back(served, short_clip, audio_stream_hash):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from playlists import fields
 from playlists.tests.fake_navidrome import FakeNavidrome, Song
 from sonic.index import search_backbone
 from tagging import keys, tagfiles
@@ -128,6 +129,9 @@ def test_staff_teach_a_tag_from_the_pages(staff, teach_library, library, setting
     assert f"rainy written into {len(files)} files" in answer
     assert float(tagfiles.read_tags(files["joram-eq"].path, keys.namespace())[key][0]) > 0.8
     assert float(tagfiles.read_tags(files["msd-eq"].path, keys.namespace())[key][0]) < 0.2
+    # Like every key: in Navidrome's [Tags] config and the playlist builder's fields.
+    assert key in staff.get(reverse("playlists:navidrome_config")).content.decode()
+    assert key in fields.library_keys()
 
 
 def test_the_pages_say_what_is_wrong(staff, teach_library):
@@ -141,5 +145,11 @@ def test_the_pages_say_what_is_wrong(staff, teach_library):
         follow=True,
     )
     assert "outside the library" in answer.content.decode()
+    answer = staff.post(
+        reverse("teach:examples", args=["lonely"]),
+        {"source": "navidrome", "where": "Mine", "side": "yes"},
+        follow=True,
+    )
+    assert "set NOMARR_NAVIDROME_URL" in answer.content.decode()  # not configured
     page = staff.get(reverse("teach:genres"), {"preview": "1"}).content.decode()
     assert "Ambient (6)" in page and "Rock (6)" in page
