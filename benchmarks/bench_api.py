@@ -451,7 +451,7 @@ def report(runs: list[dict]) -> None:
             print(
                 f"{r['database']:<10} {r['processes']:>3} {name:<22} {fig['throughput']:>7.0f} "
                 f"{fig['p50']:>8.1f} {fig['p99']:>8.1f} {fig['max']:>8.1f} "
-                f"{errors_of(fig['statuses']):>6} {cpu}  {worker}"
+                f"{errors_of(fig['statuses']):>6} {cpu}  {worker}  statuses {fig['statuses']}"
             )
         a = r["album"]
         print(

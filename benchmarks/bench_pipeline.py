@@ -589,7 +589,7 @@ def main(argv=None) -> int:
 
     print(
         f"Nomarr pipeline benchmark: {os.cpu_count()} CPU cores (load average"
-        f" {os.getloadavg()[0]:.2f}), batch size {batch}, TF threads"
+        f" {os.getloadavg()[0]:.2f}), engine {settings.NOMARR_ENGINE}, batch size {batch}, TF threads"
         f" {args.tf_threads or 'TensorFlow default'}, NOMARR_PATCH_HOP {default_hop}"
     )
 
@@ -598,6 +598,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     es = runtime.essentia_standard()
     catalog = catalog_mod.discover([ROOT / "models", FIXTURE_MODELS], settings.NOMARR_MOOD_HEADS)
+    if settings.NOMARR_ENGINE == "onnx":  # Nomarr's way on its engine; naive stays Essentia
+        catalog_mod.attach_twins(catalog, settings.NOMARR_ONNX_CACHE, settings.NOMARR_ONNX_THREADS)
     classifier_heads = [h for h in catalog.heads if h.graph is not None]
     if not catalog.backbones or len(classifier_heads) < 9:
         print(f"expected the default backbones and nine fixture heads; got {catalog}")

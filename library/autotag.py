@@ -35,8 +35,9 @@ def queue_outdated(
 
     Files are queued in bulk, QUEUE_CHUNK (tagging.jobs) to a transaction: one
     look-up and one insert of their jobs (`tagging.jobs.queue_files`), their rows
-    marked `queued_version`, and one dispatch of the new jobs after the commit (a
-    worker sends their run messages). The Job table stays the truth: a scan stopped
+    marked `queued_version`, and one dispatch of the new jobs (past DISPATCH_INLINE
+    of them one broker message: a worker sends their run messages; committed with the
+    jobs on the ORM broker, after them on Redis). The Job table stays the truth: a scan stopped
     half-way has queued whole chunks, and the next scan queues the rest.
     after_chunk(created) is called after every chunk; the scan uses it to save
     progress and to stop at its cancel flag or time budget."""

@@ -335,17 +335,13 @@ class _Retier:
         """The write a file needs (its tags as the rows hold them, and with the tiers
         and mood sets decided again), or None when they come out as stored."""
         decision = pipeline.decide(self.heads, scores, self.namespace, self.bounds)
-        wanted = decision.tags(self.namespace)
-        if self.write_mood:
-            wanted[MOOD] = decision.moods
+        decided = decision.tags(self.namespace)
+        wanted = {**decided, MOOD: decision.moods} if self.write_mood else decided
         if all(sorted(stored.get(key, [])) == sorted(v) for key, v in wanted.items()):
             return None
-        tags = {
-            key: v
-            for key, v in stored.items()
-            if key != MOOD and self.kind(key) not in ("tier", "mood_set")
-        }
-        tags.update(decision.tags(self.namespace))
+        # Every other key stays as it is (a tier this rule does not decide, too).
+        tags = {key: v for key, v in stored.items() if key != MOOD and key not in decided}
+        tags.update(decided)
         moods = decision.moods if self.write_mood else None
         return (path, read_as, tags, moods, self.namespace)
 

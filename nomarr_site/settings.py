@@ -42,10 +42,6 @@ SECRET_KEY = env_str("NOMARR_SECRET_KEY", "").strip() or secret_key_file(
 # same compose network reach it as http://nomarr:8356.
 NOMARR_HOST = env_str("NOMARR_HOST", "127.0.0.1").strip() or "127.0.0.1"
 NOMARR_PORT = env_int("NOMARR_PORT", 8356, minimum=1, maximum=65535)
-# Web server (daphne) processes `serve` runs, sharing one listening socket. Live pages
-# work in each with either channel layer (without Redis each socket watches the
-# database; with it announcements reach every process). benchmarks/bench_api.py.
-NOMARR_WEB_PROCESSES = env_int("NOMARR_WEB_PROCESSES", 2, minimum=1, maximum=64)
 # Host names the server answers to (Django's ALLOWED_HOSTS; `*` for any, as in the
 # Docker image). The loopback names are always allowed: the container's health check
 # and `curl localhost` on the machine itself use them, and no other site can make a
@@ -144,6 +140,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+
+# Web server (daphne) processes `serve` runs, sharing one listening socket. Live pages
+# work in each with either channel layer (without Redis each socket watches the
+# database; with it announcements reach every process). On SQLite one by default: its
+# writers in different processes wait for each other unfairly (seconds, measured by
+# benchmarks/bench_api.py), so more processes add little there.
+NOMARR_WEB_PROCESSES = env_int(
+    "NOMARR_WEB_PROCESSES",
+    1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 2,
+    minimum=1,
+    maximum=64,
+)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

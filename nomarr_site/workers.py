@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,11 +176,18 @@ def _send(pid: int, sig: int) -> None:
         pass
 
 
+#: Seconds kill_tree waits at most for the killed processes to be gone.
+KILL_WAIT = 10.0
+
+
 def kill_tree(roots: Iterable[int]) -> None:
-    """Kill the processes roots and every process below them (SIGKILL).
+    """Kill the processes roots and every process below them (SIGKILL), and return
+    once they are gone (dead or zombies; at most KILL_WAIT seconds).
 
     Each is stopped first (SIGSTOP), so none can start another process meanwhile,
-    and none escapes by its parent dying first: the ones found are killed together."""
+    and none escapes by its parent dying first: the ones found are killed together.
+    The wait matters: a killed process dies when the kernel next runs it, and until
+    then its claims still look alive (a loaded machine takes a while)."""
     stopped: set[int] = set()
     frontier = {pid for pid in roots if pid > 0 and pid != os.getpid()}
     while frontier:
@@ -190,3 +198,6 @@ def kill_tree(roots: Iterable[int]) -> None:
         frontier -= stopped
     for pid in stopped:
         _send(pid, signal.SIGKILL)
+    deadline = time.monotonic() + KILL_WAIT
+    while any(pid_alive(pid) for pid in stopped) and time.monotonic() < deadline:
+        time.sleep(0.01)

@@ -15,11 +15,13 @@ tags but no current embedding (files that still need tags get their embeddings
 from their tagging job). When workers start (`tagging.signals.workers_started`),
 `redispatch` takes back the requests a dead worker held and sends every pending
 one again: messages may have died with the old cluster; the table says what is left.
+A second `manage.py embed` sends its open requests again too.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -56,8 +58,9 @@ def missing(root: LibraryRoot | None = None) -> QuerySet[LibraryFile]:
 
 def request(file_ids: Iterable[int]) -> list[int]:
     """Requests to hear these files with the current model set: new ones made, old
-    ones (done, failed, or of another model set) opened again, open ones kept; the
-    ids of the requests now open for them."""
+    ones (done, failed, or of another model set) opened again, open ones kept (a dead
+    worker's taken back); the ids of the requests now open for them."""
+    take_back_dead_claims()
     file_ids = list(file_ids)
     model_set = current_model_set() or ""
     if not file_ids or not model_set:
@@ -96,11 +99,18 @@ def dispatch(request_ids: Iterable[int], batch: int = BATCH) -> int:
 def run(request_ids: Iterable[int]) -> int:
     """Claim each pending request, hear its file and store the embeddings (the
     workers' task); how many files were heard. A request claimed by another worker,
-    or no longer pending, is left to it: sending a batch twice hears each file once."""
+    or no longer pending, is left to it: sending a batch twice hears each file once.
+    Past half of NOMARR_JOB_TIMEOUT (long tracks), the rest of the batch goes back to
+    the workers as a message of its own, before django-q2's timeout stops this one."""
     heard = 0
     me = worker_id()
     catalog = None
-    for pk in request_ids:
+    ids = list(request_ids)
+    deadline = time.monotonic() + settings.NOMARR_JOB_TIMEOUT / 2
+    for at, pk in enumerate(ids):
+        if at and time.monotonic() > deadline:
+            dispatch(ids[at:])
+            break
         claim = EmbedRequest.objects.filter(pk=pk, status=EmbedRequest.Status.PENDING)
         if not claim.update(
             status=EmbedRequest.Status.RUNNING, worker=me, claimed_at=timezone.now()
@@ -161,15 +171,22 @@ def _embed_tagged(root: LibraryRoot) -> int:
     return len(ids)
 
 
-def redispatch(**kwargs) -> int:
-    """The receiver of tagging.signals.workers_started: requests held by a worker that
-    is gone (or silent for longer than a job may take) go back to pending, and every
-    pending request is sent again; how many."""
+def take_back_dead_claims() -> int:
+    """Requests held by a worker that is gone (or that has held one for longer than a
+    job may take) go back to pending; how many."""
+    taken = 0
     for held in EmbedRequest.objects.filter(status=EmbedRequest.Status.RUNNING):
         if claim_is_dead(held.worker, held.claimed_at, settings.NOMARR_JOB_TIMEOUT):
-            EmbedRequest.objects.filter(
+            taken += EmbedRequest.objects.filter(
                 pk=held.pk, status=EmbedRequest.Status.RUNNING, worker=held.worker
             ).update(status=EmbedRequest.Status.PENDING, worker="", claimed_at=None)
+    return taken
+
+
+def redispatch(**kwargs) -> int:
+    """The receiver of tagging.signals.workers_started: dead claims taken back (see
+    take_back_dead_claims), and every pending request sent again; how many."""
+    take_back_dead_claims()
     pending = list(
         EmbedRequest.objects.filter(status=EmbedRequest.Status.PENDING)
         .order_by("pk")

@@ -20,9 +20,10 @@ generation (sonic.models.Generation), so before each search the index asks the
 table for its highest generation and reads only the rows above the one it has
 (a Lidarr import of an album reads a dozen rows, not the library). Rows removed
 since (a deleted file, a replaced embedding) are found by comparing the count and
-the sum of the generations, at most every RECONCILE_SECONDS (at once when the
-highest generation went down), then dropped, and rows the table has that the
-index lacks are read; meanwhile a search never shows a removed file, since its
+the sum of the generations in each range of RECONCILE_RANGE generations, at most
+every RECONCILE_SECONDS (at once when the highest generation went down): only the
+ranges that differ are read, their removed rows dropped and rows the index lacks
+read; meanwhile a search never shows a removed file, since its
 results are read back from LibraryFile, and each file once. The projection is
 fitted again when the index has grown to REFIT_GROWTH times the rows it was fitted
 on. The index is saved to the cache folder (NOMARR_SONIC_CACHE, by default the
@@ -44,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, F, Max, Sum
 from threadpoolctl import ThreadpoolController
 
 from sonic.models import TrackEmbedding
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two checks for removed rows (a count of the space's rows).
 RECONCILE_SECONDS = 5.0
+#: Width of the generation ranges compared with the table to find removed rows.
+RECONCILE_RANGE = 4096
 #: Rows read from the table at a time while building.
 READ_BATCH = 5000
 #: Changes after which the saved copy is written again.
@@ -163,9 +166,16 @@ class Index:
 
     # --- holding rows -------------------------------------------------------------------
 
-    def _hold(self, ids: np.ndarray, files: np.ndarray, full: np.ndarray) -> None:
-        """Hold these rows, in new arrays with room for more, projected on a basis
-        fitted on them."""
+    def _hold(
+        self,
+        ids: np.ndarray,
+        files: np.ndarray,
+        full: np.ndarray,
+        reduced: np.ndarray | None = None,
+    ) -> None:
+        """Hold these rows, in new arrays with room for more: with their projection on
+        the basis held when given (rows left after a removal), else projected on a
+        basis fitted on them."""
         n = len(ids)
         dims = full.shape[1] if full.ndim == 2 else 0
         capacity = n + max(MIN_ROOM, int(n * ROOM_SHARE))
@@ -179,7 +189,10 @@ class Index:
             part[:n] = rows
         self._room = room
         self.ids, self.files, self.full, self.reduced = (part[:n] for part in room)
-        self._fit()
+        if reduced is None or reduced.shape[1] != room[3].shape[1]:
+            self._fit()
+        else:
+            room[3][:n] = reduced
 
     def _fit(self) -> None:
         """Fit the basis on the rows held and project them all on it."""
@@ -230,15 +243,45 @@ class Index:
                 threading.Thread(target=self._save_in_background, args=rows, daemon=True).start()
 
     def _reconcile(self) -> None:
-        table = self._rows().aggregate(n=Count("id"), s=Sum("generation"))
-        if table["n"] == len(self.ids) and (table["s"] or 0) == int(self.ids.sum()):
+        """Drop the rows the table no longer has and read those it has that the index
+        lacks, looking only into the generation ranges (RECONCILE_RANGE wide) whose
+        count or sum differ from the index's: a deleted file reads one range, not the
+        table."""
+        width = RECONCILE_RANGE
+        ranges = (
+            self._rows()
+            .annotate(bucket=F("generation") / width)
+            .values("bucket")
+            .annotate(n=Count("id"), s=Sum("generation"))
+        )
+        table = {int(r["bucket"]): (int(r["n"]), int(r["s"])) for r in ranges}
+        held_ranges, at, counts = np.unique(
+            self.ids // width, return_index=True, return_counts=True
+        )
+        sums = np.add.reduceat(self.ids, at) if len(at) else np.zeros(0, np.int64)
+        held = {
+            int(r): (int(n), int(total))
+            for r, n, total in zip(held_ranges, counts, sums, strict=True)
+        }
+        differ = sorted(r for r in table.keys() | held.keys() if table.get(r) != held.get(r))
+        if not differ:
             return
-        keep = np.fromiter(self._rows().values_list("generation", flat=True), dtype=np.int64)
-        mask = np.isin(self.ids, keep)
-        lacking = np.setdiff1d(keep, self.ids[mask], assume_unique=True)
+        if len(differ) > 8:  # another table than the one held: read it all
+            self._unsaved += len(self.ids)
+            self._hold(*self._read(self._rows()))
+            return
+        keep = np.zeros(0, np.int64)
+        for r in differ:
+            inside = self._rows().filter(generation__gte=r * width, generation__lt=(r + 1) * width)
+            keep = np.concatenate(
+                [keep, np.fromiter(inside.values_list("generation", flat=True), np.int64)]
+            )
+        looked = np.isin(self.ids // width, differ)
+        mask = ~looked | np.isin(self.ids, keep)
+        lacking = np.setdiff1d(keep, self.ids[mask])
         self._unsaved += int((~mask).sum()) + len(lacking)
         if not mask.all():
-            self._hold(self.ids[mask], self.files[mask], self.full[mask])
+            self._hold(self.ids[mask], self.files[mask], self.full[mask], self.reduced[mask])
         if len(lacking):
             ids, files, full = self._read(self._rows().filter(generation__in=lacking.tolist()))
             ids = np.concatenate([self.ids, ids])
@@ -272,9 +315,12 @@ class Index:
             log.warning("%s embeddings changed size; rebuilding the index", self.backbone)
             self._hold(*self._read(self._rows()))
         elif n + k > len(self._room[0]) or n + k >= REFIT_GROWTH * self.fitted_on:
-            # Out of room (one copy) or grown enough to fit the projection again.
+            # Out of room (one copy), or grown enough to fit the projection again.
+            reduced = None
+            if n + k < REFIT_GROWTH * self.fitted_on:
+                reduced = np.concatenate([self.reduced, full.astype(np.float32) @ self.basis])
             self._hold(np.concatenate([self.ids, ids]), np.concatenate([self.files, files]),
-                       np.concatenate([self.full, full]))  # fmt: skip
+                       np.concatenate([self.full, full]), reduced)  # fmt: skip
         else:
             for part_room, rows in zip(self._room[:3], (ids, files, full), strict=True):
                 part_room[n : n + k] = rows

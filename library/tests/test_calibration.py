@@ -9,9 +9,11 @@ numpy's over the same scores.
 from __future__ import annotations
 
 import shutil
+from io import StringIO
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from library import calibration
@@ -147,3 +149,15 @@ def test_the_pipeline_asks_the_library_for_its_calibration_only_when_calibrated(
     )
     assert decision.tiers[happy_key()] == "high" and keys.tier(0.6, 0.4) != "high"
     assert "happy" in decision.moods
+
+
+def test_the_calibrate_command_saves_a_calibration_and_show_only_measures(add_file):
+    for n, happy in enumerate([0.2, 0.5, 0.7]):
+        add_file(f"song{n}", happy)
+    out = StringIO()
+    call_command("calibrate", "--show", stdout=out)
+    assert "measured: 3 files" in out.getvalue() and calibration.current() is None
+    call_command("calibrate", stdout=out)
+    saved = calibration.current()
+    assert f"calibration #{saved.pk} saved: 3 files" in out.getvalue()
+    assert happy_key() in out.getvalue()

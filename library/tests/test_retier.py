@@ -9,6 +9,7 @@ of those two files spreads every label over [0, 1]), and the files must change.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,11 +20,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
 
-from library import calibration, retier
+from library import calibration, retier, retier_writes
 from library.models import LibraryFile, RetierRun
 from library.rows import refresh_file
-from tagging import keys, pipeline
+from tagging import keys, pipeline, tagfiles, writers
 from tagging.catalog import get_catalog
+from tagging.tests.test_browser import SHOTS, browser_page  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +123,8 @@ def test_with_the_rules_unchanged_retier_rewrites_nothing(files, capsys):
     for name, path in files.items():
         assert (path.stat().st_mtime_ns, file_tags(path)) == before[name]
     assert pipeline.Counters.model_runs == runs
-    assert "retier #" in capsys.readouterr().out
+    shown = capsys.readouterr()
+    assert "retier #" in shown.out and "] 2/2 checked, 0 rewritten" in shown.err  # the bar
 
 
 def test_calibrated_scores_change_the_tiers_in_the_files_without_a_model_run(
@@ -231,6 +234,32 @@ def test_a_file_that_cannot_be_written_is_reported_and_the_rest_done(files, sett
     assert locked.read_bytes() == content
 
 
+def test_a_tier_no_loaded_head_decides_is_kept(files, settings):
+    song = files["joram.flac"]
+    ours = tagfiles.read_tags(song, keys.namespace())
+    taught = keys.tier_key("taught_workout", "workout")  # a key of no loaded head
+    writers.write_tags(song, {**ours, taught: ["high"]}, keys.namespace(), None)
+    refresh_file(song)
+    settings.NOMARR_TIER_SCORES = "calibrated"
+    calibration.calibrate()
+    run = retier.carry_out(retier.start())
+    assert run.changed == 2
+    assert file_tags(song)[taught] == ["high"]
+
+
+def test_a_file_changed_since_the_library_read_it_is_left_for_the_next_scan(files, settings):
+    settings.NOMARR_TIER_SCORES = "calibrated"
+    calibration.calibrate()
+    edited = files["joram.flac"]
+    st = edited.stat()
+    os.utime(edited, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # another program wrote it
+    content = edited.read_bytes()
+    run = retier.carry_out(retier.start())
+    assert run.problems == [{"path": str(edited), "problem": retier_writes.CHANGED}]
+    assert (run.changed, run.errors) == (1, 1)
+    assert edited.read_bytes() == content
+
+
 def test_staff_start_a_retier_from_the_page_and_see_its_progress(files, admin_client, settings):
     settings.NOMARR_TIER_SCORES = "calibrated"
     calibration.calibrate()
@@ -260,3 +289,34 @@ def test_outsiders_cannot_start_a_retier(files, client, django_user_model):
     assert not RetierRun.objects.exists()
     page = client.get(reverse("library:calibration"))
     assert page.status_code == 200 and 'value="retier"' not in page.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_retier_from_the_page_on_a_phone_and_watch_it_finish(
+    files,
+    live_server,
+    browser_page,  # noqa: F811
+    django_user_model,
+    settings,
+):
+    settings.NOMARR_TIER_SCORES = "calibrated"
+    calibration.calibrate()
+    django_user_model.objects.create_user("ann", password="a long secret phrase", is_staff=True)
+    page = browser_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_server.url + "/library/calibration/")
+    page.fill("input[name=username]", "ann")
+    page.fill("input[name=password]", "a long secret phrase")
+    page.click("main form button[type=submit]")
+    page.wait_for_url(live_server.url + "/library/calibration/")
+    assert "happy" in page.inner_text("#head-labels")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways page
+
+    page.click("button[value=retier]")
+    page.wait_for_selector("#retier-status:has-text('waiting for a worker')")
+    run = RetierRun.objects.get()
+    assert retier.run_task(run.pk).endswith("done")  # what a worker does with it
+    # The region polls itself: the run's end shows up without a reload.
+    page.wait_for_selector("#retier-status:has-text('done')", timeout=10_000)
+    assert "2 of 2 files checked" in page.inner_text("#retier-counts")
+    page.screenshot(path=SHOTS / "calibration.png", full_page=True)

@@ -477,6 +477,7 @@ STAFF_BUTTONS = {
     "/queue/": ['value="pause"', 'value="reset_stuck"', 'value="flush"', 'value="remove"'],
     "/models/": ["Reload models"],
     "/library/scans/": ['value="scan"', 'value="full"', 'value="cancel"'],
+    "/library/calibration/": ['value="measure"', 'value="calibrate"', 'value="retier"'],
     "/": ['href="/admin/"'],
 }
 

@@ -76,19 +76,24 @@ def test_a_scan_has_a_tagged_file_without_an_embedding_heard_by_the_workers(
 
 
 def test_requests_a_dead_worker_held_are_sent_again_when_workers_start(
-    library, root_row, heard_variants
+    library, root_row, heard_variants, settings
 ):
-    source = next(h for h in heard_variants if h.clip == "joram" and h.variant == "tempo")
-    song = library / "held.mp3"
-    shutil.copyfile(source.path, song)
-    file = refresh_file(song)
-    [pk] = embedding.request([file.pk])
-    assert EmbedRequest.objects.filter(pk=pk, status="pending").update(
-        status="running", worker="gone-host:1"
+    sources = [h for h in heard_variants if h.variant == "tempo"]
+    files = []
+    for n, source in enumerate(sources):
+        song = library / f"held-{n}.mp3"
+        shutil.copyfile(source.path, song)
+        files.append(refresh_file(song))
+    held, waiting = embedding.request([f.pk for f in files])
+    assert EmbedRequest.objects.filter(pk=held, status="pending").update(
+        status="running", worker="gone-host:1", claimed_at="2020-01-01T00:00:00Z"
     )
-    EmbedRequest.objects.filter(pk=pk).update(claimed_at="2020-01-01T00:00:00Z")
     sent_embed_batches()
     workers_started.send(sender=None)
-    assert sent_embed_batches() == [[pk]]
-    assert EmbedRequest.objects.get(pk=pk).status == "pending"
-    assert embedding.run([pk]) == 1 and file.embeddings.count() == 2
+    assert sent_embed_batches() == [[held, waiting]]
+    assert set(EmbedRequest.objects.values_list("status", flat=True)) == {"pending"}
+    # Past half its time a batch hands the rest over, as a message of its own.
+    settings.NOMARR_JOB_TIMEOUT = 0
+    assert embedding.run([held, waiting]) == 1
+    assert sent_embed_batches() == [[waiting]]
+    assert files[0].embeddings.count() == 2 and not files[1].embeddings.exists()

@@ -36,14 +36,15 @@ def test_a_new_track_is_found_at_once_without_a_rebuild(root_row):
     assert len(found) == 51
 
 
-def test_a_deleted_file_leaves_the_index(root_row):
+def test_a_deleted_file_leaves_the_index(root_row, monkeypatch):
+    monkeypatch.setattr(sonic_index, "RECONCILE_RANGE", 4)  # 20 rows: 5 ranges, 1 looked into
     files = add_files(root_row, np.random.default_rng(1).normal(size=(20, 200)))
     found = similar.index()
-    nearest = similar.similar(files[0], 1)[0].file
-    nearest.delete()
-    assert nearest.pk not in {m.file.pk for m in similar.similar(files[0], 19)}
+    gone = similar.similar(files[0], 1)[0].file.pk
+    LibraryFile.objects.filter(pk=gone).delete()
+    assert gone not in {m.file.pk for m in similar.similar(files[0], 19)}
     found.sync(force_reconcile=True)
-    assert len(found) == 19 and nearest.pk not in set(found.files.tolist())
+    assert len(found) == 19 and set(found.files.tolist()) == {f.pk for f in files} - {gone}
 
 
 def test_a_replaced_embedding_replaces_the_indexed_one(root_row):

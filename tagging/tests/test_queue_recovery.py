@@ -166,7 +166,6 @@ def test_workers_killed_again_and_again_are_restarted_at_once(served, short_clip
     assert "restarting the workers in " not in served.text()
     # The last two came within seconds of their cluster's start: the old back-off waited
     # 1 s, then 2 s (on top of the restart itself) before starting them.
-    print("GAPS", gaps)
     assert sum(gaps[1:]) < 3.0, gaps
     done(jobs.queue_file(short_clip("after-kills"))[0], RECOVERY, since=time.monotonic())
 
