@@ -589,7 +589,8 @@ def main(argv=None) -> int:
 
     print(
         f"Nomarr pipeline benchmark: {os.cpu_count()} CPU cores (load average"
-        f" {os.getloadavg()[0]:.2f}), engine {settings.NOMARR_ENGINE}, batch size {batch}, TF threads"
+        f" {os.getloadavg()[0]:.2f}), engine {settings.NOMARR_ENGINE}, batch size {batch},"
+        f" TF threads"
         f" {args.tf_threads or 'TensorFlow default'}, NOMARR_PATCH_HOP {default_hop}"
     )
 

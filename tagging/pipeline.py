@@ -48,8 +48,9 @@ PROBE_TIMEOUT = 60
 DECODE_STALL = 600
 #: Bytes of decoded audio read from ffmpeg at a time (about 6 s at 44.1 kHz).
 READ_BYTES = 1 << 20
-#: Patches gathered before the models run on them (rounded up to whole batches).
-BLOCK_PATCHES = 16
+#: Patches gathered before the models run on them (rounded up to whole batches). Small,
+#: so the models start on a track's first seconds while the rest is still decoding.
+BLOCK_PATCHES = 4
 #: Decoded pieces (READ_BYTES each) the decoding thread may run ahead of the models.
 AHEAD = 4
 #: Seconds of audio a backbone that frames audio itself (not musicnn) hears per

@@ -230,17 +230,19 @@ def supervise(stopping: Callable[[], bool], say: Callable[[str], None]) -> None:
     try:
         while not stopping():
             started = time.monotonic()
+            cluster: _Cluster | None
+            stall: Stall | None
             try:
-                cluster = _start(board)
+                running = _start(board)
             except Exception as exc:  # a broker or database not reachable (yet)
                 if not pause:  # the first of a series, in full
                     log.exception("the workers failed to start")
                 db.connections.close_all()  # a broken connection is opened afresh
                 cluster, stall = None, Stall(f"they failed to start ({exc})", killed=False)
             else:
-                stall = _watch(cluster, stopping)
+                cluster, stall = running, _watch(running, stopping)
                 if stall is None:
-                    _stop(cluster, say, wait_for_all=True)
+                    _stop(running, say, wait_for_all=True)
                     return
             pause, wait = next_pause(pause, stall, time.monotonic() - started)
             when = f" in {wait:g} s" if wait else ""

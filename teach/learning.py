@@ -342,10 +342,20 @@ def train(tag: TaughtTag) -> Preview:
         likely=int(np.sum(scores >= 0.5)),
         advice=_advice(positives, negatives, balanced, tag.name),
         not_analysed=not_analysed,
-        most=[Scored(files[int(other_ids[i])], float(other_scores[i])) for i in top],
-        least=[Scored(files[int(other_ids[i])], float(other_scores[i])) for i in unsure],
+        most=[
+            Scored(files[fid], float(other_scores[i]))
+            for i in top
+            if (fid := int(other_ids[i])) in files  # a file removed meanwhile is left out
+        ],
+        least=[
+            Scored(files[fid], float(other_scores[i]))
+            for i in unsure
+            if (fid := int(other_ids[i])) in files
+        ],
         misjudged=[
-            Scored(files[int(ids[i])], float(cv_proba[i]), bool(y[i])) for i in wrong[:PREVIEW]
+            Scored(files[fid], float(cv_proba[i]), bool(y[i]))
+            for i in wrong[:PREVIEW]
+            if (fid := int(ids[i])) in files
         ],
     )
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 from django_q.status import Stat
 
-from nomarr_site.workers import descendants, kill_tree, pid_alive
+from nomarr_site.workers import claim_pid, descendants, kill_tree, pid_alive
 from tagging import jobs, tagfiles
 from tagging.catalog import get_catalog
 from tagging.keys import namespace, version_key
@@ -151,18 +151,24 @@ def test_a_worker_killed_while_it_waits_does_not_stall_the_queue(served, short_c
 
 
 def test_workers_killed_again_and_again_are_restarted_at_once(served, short_clip):
-    """Killing a wedged worker is what a user does; a restart after a kill never waits,
-    however soon it comes (the back-off is for clusters that fail by themselves)."""
+    """Killing a wedged worker (or the cluster's sentinel) is what a user does; a
+    restart after a kill never waits, however soon it comes (the back-off is for
+    clusters that fail by themselves)."""
     gaps = []
-    for _ in range(3):
+    for target in ("worker", "sentinel", "worker"):
         worker = served.idle_worker()
         old = served.stat().sentinel
-        os.kill(worker, signal.SIGKILL)
+        os.kill(worker if target == "worker" else old, signal.SIGKILL)
         killed = datetime.now(UTC)
         restarted = lambda: (s := served.stat()) and s.sentinel != old and s  # noqa: B023, E731
         stat = wait_until(restarted, 30, "a restart")
         gaps.append((stat.tob - killed).total_seconds())
-        assert f"restarting the workers: worker {worker} died waiting for a task" in served.text()
+        said = (
+            f"worker {worker} died waiting for a task"
+            if target == "worker"
+            else f"its sentinel process ({old}) was killed (SIGKILL)"
+        )
+        assert f"restarting the workers: {said}" in served.text()
     assert "restarting the workers in " not in served.text()
     # The last two came within seconds of their cluster's start: the old back-off waited
     # 1 s, then 2 s (on top of the restart itself) before starting them.
@@ -203,7 +209,7 @@ def test_a_worker_killed_while_busy_hands_its_job_back(served, short_clip, audio
         "the job to start",
     )
     time.sleep(0.5)
-    os.kill(int(running.worker.rpartition(":")[2]), signal.SIGKILL)
+    os.kill(claim_pid(running.worker), signal.SIGKILL)
     killed = time.monotonic()
 
     job = done(job, RECOVERY, since=killed)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from nomarr_site.workers import claim_pid
 from tagging import jobs, tagfiles
 from tagging.catalog import get_catalog
 from tagging.keys import namespace, score_key, version_key
@@ -80,7 +81,7 @@ def test_a_worker_killed_mid_job_leaves_no_job_stuck_and_no_broken_file(
         return job.status == "running" and job.worker
 
     worker = wait_until(running, 60, "the job to start")
-    os.kill(int(worker.rpartition(":")[2]), signal.SIGKILL)
+    os.kill(claim_pid(worker), signal.SIGKILL)
     # django-q2 replaces the dead worker; the new one puts the job back and runs it.
     job = wait_until(lambda: finished(job), 180, "the job to be recovered")
     assert job.status == "done", job.error

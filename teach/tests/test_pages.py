@@ -154,3 +154,37 @@ def test_the_pages_say_what_is_wrong(staff, teach_library):
     assert "set NOMARR_NAVIDROME_URL" in answer.content.decode()  # not configured
     page = staff.get(reverse("teach:genres"), {"preview": "1"}).content.decode()
     assert "Ambient (5)" in page and "Rock (5)" in page
+
+
+def test_junk_gets_an_answer_never_a_500(staff, teach_library):
+    files = teach_library()
+    TaughtTag.objects.create(name="junk")
+    file = files["msd-eq"].pk
+    junk = [
+        {},
+        {"name": "x" * 500},
+        {"name": "\x00"},
+        {"source": "folder", "where": "\x00", "side": "yes"},
+        {"source": "playlist", "where": "/nowhere.m3u", "side": "no"},
+        {"source": "playlist_text", "where": "relative.mp3\n", "side": "no"},
+        {"source": "tag", "where": "genre", "value": "", "side": "no"},
+        {"source": "random", "where": "-4", "side": "no"},
+        {"source": "nope", "where": "x", "side": "maybe"},
+        {"tag": "nope", "answer": "perhaps"},
+        {"action": "delete-all"},
+    ]
+    urls = [
+        reverse("teach:index"),
+        reverse("teach:examples", args=["junk"]),
+        reverse("teach:train", args=["junk"]),
+        reverse("teach:apply", args=["junk"]),
+        reverse("teach:head", args=["junk"]),
+        reverse("teach:mark", args=[file]),
+        reverse("teach:tag", args=["unknown"]),
+        reverse("teach:genres"),
+    ]
+    for url in urls:
+        for data in junk:
+            answer = staff.post(url, data)
+            assert answer.status_code < 500, (url, data, answer.status_code)
+    assert staff.get(reverse("teach:mark", args=[999999])).status_code == 404
