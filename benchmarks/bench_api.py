@@ -343,14 +343,18 @@ def album_calls(base: str, key: str, tracks: list[str], calls: int) -> dict:
                 "isUpgrade": False,
             }
             started = time.perf_counter()
-            answer = session.post(f"{base}/api/v1/lidarr", json=body, auth=("lidarr", key))
+            try:
+                answer = session.post(f"{base}/api/v1/lidarr", json=body, auth=("lidarr", key))
+            except requests.ConnectionError as exc:
+                statuses[type(exc).__name__] += 1
+                continue
             latencies.append(time.perf_counter() - started)
             statuses[answer.status_code] += 1
     latencies.sort()
     return {
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
-        "max": latencies[-1] * 1000,
+        "max": latencies[-1] * 1000 if latencies else float("nan"),
         "statuses": dict(statuses),
     }
 
@@ -457,7 +461,7 @@ def report(runs: list[dict]) -> None:
         print(
             f"{r['database']:<10} {r['processes']:>3} {'Lidarr album (30)':<22} {'':>7} "
             f"{a['p50']:>8.1f} {a['p99']:>8.1f} {a['max']:>8.1f} "
-            f"{sum(v for k, v in a['statuses'].items() if k != 202):>6}"
+            f"{sum(v for k, v in a['statuses'].items() if k != 202):>6}  statuses {a['statuses']}"
         )
     print("\nverdicts")
     for database in dict.fromkeys(r["database"] for r in runs):

@@ -40,27 +40,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from media import duration as probe_duration
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fixtures"
 CLIPS_DIR = SHARED / "audio"
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
-FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 TARGET_MB = 700.0
 SCORE_TOLERANCE = 1e-4
 CURRENT = "tagging.pipeline"
 
 
 # --------------------------------------------------------------------------- tracks
-
-
-def probe_duration(path: Path) -> float:
-    out = subprocess.run(
-        [FFPROBE, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return float(out.stdout.strip())
 
 
 def make_tracks(dest: Path, short_minutes: float, long_minutes: float) -> tuple[Path, Path]:

@@ -50,27 +50,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from media import duration as clip_duration
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fixtures"
 CLIPS_DIR = SHARED / "audio"
 FIXTURE_MODELS = SHARED / "essentia-models"
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
-FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 NAIVE_HOP = 93  # TensorflowPredictMusiCNN's default patchHopSize (50 % overlap)
 
 
 # --------------------------------------------------------------------------- tracks
-
-
-def clip_duration(path: Path) -> float:
-    out = subprocess.run(
-        [FFPROBE, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return float(out.stdout.strip())
 
 
 def _segment(rng: random.Random, clips: list[Path], inputs: list[Path], durations: dict):

@@ -55,7 +55,7 @@ sys.path.insert(0, str(BASE_DIR))
 
 from conftest import AUDIO_FORMATS  # noqa: E402
 from nomarr_site.atomic import TEMP_PREFIX  # noqa: E402  (no Django: safe before setup)
-from nomarr_site.workers import pid_alive  # noqa: E402
+from nomarr_site.workers import claim_pid, pid_alive  # noqa: E402
 
 SHARED = BASE_DIR.parent / "shared"
 CLIP = SHARED / "fixtures/audio/joram-moments_of_clarity-08-solipsism-59-88.mp3"
@@ -508,8 +508,7 @@ def finished(job_id: int):
 
 
 def worker_pid(row) -> int | None:
-    host, _, pid = (row.worker or "").rpartition(":")
-    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
+    return claim_pid(row.worker or "")
 
 
 @dataclass

@@ -170,6 +170,7 @@ class Resampler:
 CUDNN_CONV_ALGO_SEARCH = "HEURISTIC"
 
 _device_lock = threading.Lock()
+_device_said: str | None = None  # the provider the log last named
 
 
 def onnxruntime() -> Any:
@@ -179,13 +180,9 @@ def onnxruntime() -> Any:
     return module
 
 
-_device_said: str | None = None
-
-
 def onnx_providers() -> list[Any]:
     """CUDA first when this onnxruntime has it (onnxruntime-gpu), then the CPU."""
     ort = onnxruntime()
-
     providers: list[Any] = []
     if "CUDAExecutionProvider" in ort.get_available_providers():
         providers.append(
@@ -213,7 +210,6 @@ def onnx_session(path: Path, threads: int) -> Any:
     batch shapes the pipeline feeds make reusable, so the arena does not grow.
     """
     ort = onnxruntime()
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -232,7 +228,6 @@ def onnx_session(path: Path, threads: int) -> Any:
 def _say_device(provider: str, threads: int) -> None:
     global _device_said
     ort = onnxruntime()
-
     with _device_lock:
         if _device_said == provider:
             return

@@ -41,11 +41,31 @@ class TaughtTag(models.Model):
     applied_files = models.PositiveIntegerField(default=0)
     head_path = models.CharField(max_length=4096, blank=True)
 
+    class Writing(models.TextChoices):
+        NONE = "", "not asked"
+        WAITING = "waiting", "waiting for a worker"
+        RUNNING = "running", "being written"
+        DONE = "done", "written"
+        FAILED = "failed", "failed"
+
+    # The background write into the files: this row is the truth, a django-q2
+    # message only carries its id (teach/tasks.py).
+    writing = models.CharField(max_length=8, choices=Writing.choices, blank=True, default="")
+    writing_done = models.PositiveIntegerField(default=0)
+    writing_total = models.PositiveIntegerField(default=0)
+    writing_failed = models.PositiveIntegerField(default=0)
+    writing_message = models.TextField(blank=True)
+    writing_at = models.DateTimeField(null=True, blank=True)  # its last sign of life
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def busy(self) -> bool:
+        return self.writing in (self.Writing.WAITING, self.Writing.RUNNING)
 
     @property
     def trained(self) -> bool:

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from library.models import LibraryFile
 from sonic.index import search_backbone
-from teach import examples, genres, heads, learning
+from teach import examples, genres, heads, learning, tasks
 from teach.models import Example, TaughtTag
 
 EXAMPLES_ON_PAGE = 200
@@ -123,21 +123,14 @@ def train(request: HttpRequest, name: str) -> HttpResponse:
 
 @require_POST
 def apply(request: HttpRequest, name: str) -> HttpResponse:
-    """Write the tag learned last into every analysed file."""
+    """Have the workers write the tag learned last into every analysed file."""
     tag = get_object_or_404(TaughtTag, name=name)
     try:
-        written = learning.apply(tag)
+        tasks.start_writing(tag)
     except learning.TeachError as exc:
         messages.error(request, str(exc))
     else:
-        text = (
-            f"{tag.name} written into {written.written} file{'s' if written.written != 1 else ''}"
-        )
-        if written.failed:
-            path, why = written.failed[0]
-            messages.warning(request, f"{text}; {len(written.failed)} failed ({path}: {why})")
-        else:
-            messages.success(request, text + ".")
+        messages.success(request, f"{tag.name} is being written into every analysed file.")
     return redirect("teach:tag", name=tag.name)
 
 

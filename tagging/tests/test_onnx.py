@@ -141,3 +141,20 @@ def test_tags_written_by_the_onnx_engine_carry_the_essentia_engines_tiers(make_a
     for name in ("strict", "regular", "loose"):
         key = keys.mood_set_key(name)
         assert written.get(key, []) == theirs.tags.get(key, []), key
+
+
+def test_the_log_says_once_which_device_runs_the_models(caplog, monkeypatch):
+    import onnxruntime
+
+    head = _happy(get_catalog())
+    monkeypatch.setattr(runtime, "_device_said", None)  # as in a fresh process
+    with caplog.at_level(logging.INFO, logger="tagging.runtime"):
+        for _ in range(3):
+            runtime.onnx_session(head.onnx, 1)
+    said = [r.message for r in caplog.records if "runs the models on the" in r.message]
+    # No GPU and no onnxruntime-gpu here: the CPU, said once.
+    assert "CUDAExecutionProvider" not in onnxruntime.get_available_providers()
+    version = onnxruntime.__version__
+    assert said == [
+        f"onnxruntime {version} runs the models on the CPU (1 intra-op thread per model)"
+    ]

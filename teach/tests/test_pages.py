@@ -10,7 +10,7 @@ from playlists import fields
 from playlists.tests.fake_navidrome import FakeNavidrome, Song
 from sonic.index import search_backbone
 from tagging import keys, tagfiles
-from teach import learning
+from teach import learning, tasks
 from teach.models import Example, TaughtTag
 from teach.tests.conftest import HELD_OUT, TRAIN
 
@@ -126,8 +126,16 @@ def test_staff_teach_a_tag_from_the_pages(staff, teach_library, library, setting
     key = learning.score_key("rainy", search_backbone())
     assert key not in tagfiles.read_tags(files["joram-eq"].path, keys.namespace())
 
+    # Write: claimed for the workers (a second click is refused meanwhile), then what a
+    # worker runs (the browser test has a real one do it).
     answer = staff.post(reverse("teach:apply", args=["rainy"]), follow=True).content.decode()
-    assert f"rainy written into {len(files)} files" in answer
+    assert "rainy is being written" in answer and "waiting for a worker" in answer
+    again = staff.post(reverse("teach:apply", args=["rainy"]), follow=True).content.decode()
+    assert "being written already" in again
+    assert tasks.write_tag(tag.pk) == f"rainy written into {len(files)} files"
+    assert tasks.write_tag(tag.pk).endswith("nothing done")  # a message delivered twice
+    page = staff.get(reverse("teach:tag", args=["rainy"])).content.decode()
+    assert f"<strong>written</strong>, {len(files)} of {len(files)} files" in page
     assert float(tagfiles.read_tags(files["joram-eq"].path, keys.namespace())[key][0]) > 0.8
     assert float(tagfiles.read_tags(files["msd-eq"].path, keys.namespace())[key][0]) < 0.2
     # Like every key: in Navidrome's [Tags] config and the playlist builder's fields.
