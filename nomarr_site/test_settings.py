@@ -11,7 +11,15 @@ import tempfile
 from pathlib import Path
 
 from nomarr_site.settings import *  # noqa: F403
-from nomarr_site.settings import BASE_DIR, DATABASES, LOGGING, NOMARR_MODELS_DIRS, Q_CLUSTER
+from nomarr_site.settings import (
+    BASE_DIR,
+    CACHES,
+    CHANNEL_LAYERS,
+    DATABASES,
+    LOGGING,
+    NOMARR_MODELS_DIRS,
+    Q_CLUSTER,
+)
 
 SHARED_DIR = BASE_DIR.parent / "shared"
 FIXTURE_MODELS_DIR = SHARED_DIR / "fixtures" / "essentia-models"
@@ -37,6 +45,19 @@ Q_CLUSTER = {
     "guard_cycle": 0.2,
     "sync": False,
 }
+
+# Everything else two runs at once (two pytest-xdist workers, two checkouts) could share
+# is kept apart by the run's name, which the worker processes a test starts inherit
+# (NOMARR_Q_NAME): cache keys, channel-layer groups, the similarity index's files.
+RUN_NAME = Q_CLUSTER["name"]
+CACHES = {name: {**cache, "KEY_PREFIX": RUN_NAME} for name, cache in CACHES.items()}
+CHANNEL_LAYERS = {
+    name: (
+        {**layer, "CONFIG": {**layer["CONFIG"], "prefix": RUN_NAME}} if "CONFIG" in layer else layer
+    )
+    for name, layer in CHANNEL_LAYERS.items()
+}
+NOMARR_SONIC_CACHE = Path(tempfile.gettempdir()) / RUN_NAME / "sonic"
 
 # The console only: test runs leave nothing in the data folder's logs/.
 NOMARR_LOG_FILE = None
