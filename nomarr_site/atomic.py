@@ -77,6 +77,21 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
 
 
+def fsync_directory(directory: Path) -> None:
+    """Persist the renames done in directory. Best effort: the rename already happened,
+    so a failure here must not report the write as failed."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def locked_temp(directory: Path, prefix: str = TEMP_PREFIX) -> Iterator[tuple[BinaryIO, Path]]:
     """A new, empty temporary file in directory, open for writing and locked.

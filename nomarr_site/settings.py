@@ -143,15 +143,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # Web server (daphne) processes `serve` runs, sharing one listening socket. Live pages
 # work in each with either channel layer (without Redis each socket watches the
-# database; with it announcements reach every process). On SQLite one by default: its
-# writers in different processes wait for each other unfairly (seconds, measured by
-# benchmarks/bench_api.py), so more processes add little there.
-NOMARR_WEB_PROCESSES = env_int(
-    "NOMARR_WEB_PROCESSES",
-    1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 2,
-    minimum=1,
-    maximum=64,
-)
+# database; with it announcements reach every process). benchmarks/bench_api.py.
+NOMARR_WEB_PROCESSES = env_int("NOMARR_WEB_PROCESSES", 2, minimum=1, maximum=64)
+# HTTP requests a web process runs at once (each in its own thread, with its own
+# database connection); more wait their turn, first come first served. Keeps the
+# connections within PostgreSQL's max_connections (100) at any load.
+NOMARR_WEB_CONCURRENCY = env_int("NOMARR_WEB_CONCURRENCY", 16, minimum=1, maximum=1000)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -41,7 +41,7 @@ from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm, MP4Tags
 from mutagen.mp4._atom import Atoms
 from mutagen.ogg import OggFileType
 
-from nomarr_site.atomic import locked_temp, remove_abandoned_in
+from nomarr_site.atomic import fsync_directory, locked_temp, remove_abandoned_in
 from tagging.tagfiles import (
     ID3_TYPES,
     MP4_FREEFORM_PREFIX,
@@ -160,7 +160,7 @@ def write_tags(
     except Exception as exc:
         raise _describe_write_failure(exc, path) from exc
 
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
 def remove_stale_temps(path: Path) -> int:
@@ -517,21 +517,6 @@ def _copy_owner(before: os.stat_result, temp: Path) -> None:
             os.chown(temp, before.st_uid, before.st_gid)
     except (OSError, AttributeError):
         pass
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Persist the rename itself. Best effort: the replace already happened, so
-    failing here must not report the write as failed."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 _ERRNO_MESSAGES: dict[int, Callable[[str], str]] = {

@@ -41,7 +41,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from nomarr_site.atomic import TEMP_PREFIX, TEMP_SUFFIX
+from nomarr_site.atomic import TEMP_PREFIX, TEMP_SUFFIX, fsync_directory
 from tagging import catalog, runtime
 
 CHUNK = 64 * 1024
@@ -535,9 +535,11 @@ def install(
                 _unlink(sidecar)
                 raise
             try:
+                # The sidecar first: the catalog finds a head by its .pb, so a head
+                # is never seen half installed (a sidecar alone is not looked at).
                 os.replace(sidecar, target / head.sidecar.name)
                 os.replace(pb, target / head.pb.name)
-                _fsync_dir(target)
+                fsync_directory(target)
             except OSError as exc:
                 raise _disk_error(exc, target, head.stem) from exc
         except ZooError as exc:
@@ -550,16 +552,6 @@ def install(
             continue
         outcome.installed.append(head.stem)
     return outcome
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def download(
