@@ -4,8 +4,8 @@
         [--excerpt 30] [--per-package 12] [--work /tmp/nomarr-retrieval]
 
 Downloads the packages with `apt-get download` (never in the test suite), extracts
-them with `dpkg-deb -x`, and takes every music file of 30 s or more (Ogg Vorbis and
-tracker modules, which ffmpeg decodes), up to --per-package of each. Each is cut to
+them with `dpkg-deb -x`, and takes every music file of 30 s or more (Ogg Vorbis, Opus
+and tracker modules, which ffmpeg decodes), up to --per-package of each. Each is cut to
 an --excerpt-second piece from its middle (the models hear a track as patches of
 3 s, so a piece tells the track; the whole corpus would take an hour on 2 cores),
 heard by the real pipeline (`tagging.pipeline.run_models`, the installed model
@@ -33,8 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PACKAGES = [
     "frozen-bubble-data", "pingus-data", "extremetuxracer-data", "xmoto-data",
+    "drascula-music", "singularity-music", "hyperrogue-music", "asc-music",
+    "planetblupi-music-ogg", "warzone2100-music",
 ]  # fmt: skip
-AUDIO = {".ogg", ".mp3", ".flac", ".it", ".xm", ".s3m", ".mod"}
+AUDIO = {".ogg", ".opus", ".mp3", ".flac", ".it", ".xm", ".s3m", ".mod"}
 
 
 def duration(path: Path) -> float:

@@ -4,7 +4,10 @@ A track is named by `path` (checked by tagging.serializers.library_path, the one
 request-path check: 400, 403 outside the library, 404 not there), `id` (a library
 file id) or `mbid` (a MusicBrainz recording id). A track with no embedding of the
 current model set answers 404 `not_analysed`, with `stale` and how to queue it; a
-library with none answers 404 `empty_library`; a count outside its bounds 400.
+library with none answers 404 `empty_library`; a NOMARR_SIMILAR_BACKBONE that names no
+installed backbone 503 `misconfigured`; a count, a duration, a mood word or a tier
+that sonic.similar refuses 400 `invalid_request` (the checks are sonic.similar's, so
+the API and the pages refuse alike).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ NotAnalysedError = _error("not_analysed", 404)
 EmptyLibraryError = _error("empty_library", 404)
 FileNotInLibrary = _error("file_not_found", 404)
 BadRequest = _error("invalid_request", 400)
+Misconfigured = _error("misconfigured", 503)
 DeliveryFailed = _error("playlist_failed", 409)
 
 
@@ -67,23 +71,34 @@ class MixRequestSerializer(serializers.Serializer):
     album = StrictCharField(required=False, default="", max_length=500)
     artist = StrictCharField(required=False, default="", max_length=500)
     count = StrictIntegerField(required=False, default=25, min_value=1, max_value=similar.MAX_COUNT)
-    artist_gap = StrictIntegerField(required=False, default=3, min_value=0, max_value=50)
-    per_album = StrictIntegerField(required=False, default=2, min_value=0, max_value=100)
-    min_duration = StrictFloatField(required=False, default=60.0, min_value=0, allow_null=True)
-    max_duration = StrictFloatField(required=False, default=900.0, min_value=0, allow_null=True)
-    include_seeds = StrictBooleanField(required=False, default=True)
-    mood = StrictCharField(required=False, default="", max_length=100)
-    tier = StrictCharField(required=False, default="", max_length=50)
+    artist_gap = StrictIntegerField(
+        required=False, default=3, min_value=0, max_value=similar.MAX_ARTIST_GAP
+    )
+    per_album = StrictIntegerField(
+        required=False, default=2, min_value=0, max_value=similar.MAX_PER_ALBUM
+    )
+    # Bounds, mood words and tiers are checked by sonic.similar.instant_mix (400).
+    min_duration = StrictFloatField(
+        required=False, default=60.0, allow_null=True, help_text="Seconds, at most max_duration."
+    )
+    max_duration = StrictFloatField(required=False, default=900.0, allow_null=True)
+    include_seeds = StrictBooleanField(
+        required=False,
+        default=True,
+        help_text="Put the seed tracks named first (an album's or artist's tracks, "
+        "the query, pass the filters like any other); false leaves them all out.",
+    )
+    mood = StrictCharField(
+        required=False, default="", max_length=100, help_text="A mood word of the library."
+    )
+    tier = StrictCharField(
+        required=False,
+        default="",
+        max_length=50,
+        help_text=f"The mood's tier or mood set: {', '.join(similar.MOOD_TIERS)} (regular).",
+    )
     action = serializers.ChoiceField(choices=delivery.ACTIONS, required=False, default="json")
     name = StrictCharField(required=False, default="", max_length=200)
-
-    def validate(self, data):
-        if not (data["seeds"] or data["album"] or data["artist"]):
-            raise serializers.ValidationError("give seeds, an album or an artist")
-        low, high = data["min_duration"], data["max_duration"]
-        if low is not None and high is not None and low > high:
-            raise serializers.ValidationError("min_duration is above max_duration")
-        return data
 
 
 class PathRequestSerializer(serializers.Serializer):
@@ -165,6 +180,8 @@ def answering(call):
         ) from None
     except similar.EmptyLibrary as exc:
         raise EmptyLibraryError(str(exc)) from None
+    except similar.UnknownBackbone as exc:
+        raise Misconfigured(str(exc), backbone=exc.name, installed=exc.installed) from None
     except similar.SonicError as exc:
         raise BadRequest(str(exc)) from None
 
@@ -188,6 +205,13 @@ NOT_FOUND = OpenApiResponse(
 )
 
 
+MISCONFIGURED = OpenApiResponse(
+    ErrorSerializer,
+    description="NOMARR_SIMILAR_BACKBONE names no installed backbone (misconfigured, with "
+    "`backbone` and `installed`).",
+)
+
+
 def playlist_responses(outside: str) -> dict:
     """The answers of a view that builds a playlist (a mix, a path)."""
     return {
@@ -196,6 +220,7 @@ def playlist_responses(outside: str) -> dict:
         403: OpenApiResponse(ErrorSerializer, description=outside),
         404: NOT_FOUND,
         409: OpenApiResponse(ErrorSerializer, description="Writing or pushing failed."),
+        503: MISCONFIGURED,
     }
 
 
@@ -208,6 +233,7 @@ class SimilarView(NomarrView):
             **errors(400, 401),
             403: OpenApiResponse(ErrorSerializer, description="Path outside the library roots."),
             404: NOT_FOUND,
+            503: MISCONFIGURED,
         },
         tags=["sonic"],
     )

@@ -30,7 +30,6 @@ from django.utils import timezone
 
 from library.models import LibraryFile, LibraryRoot
 from nomarr_site.workers import claim_is_dead, worker_id
-from sonic.index import search_backbone
 from sonic.models import EmbedRequest
 from sonic.storage import current_model_set, store
 from tagging import pipeline
@@ -50,9 +49,10 @@ def missing(root: LibraryRoot | None = None) -> QuerySet[LibraryFile]:
     if root is not None:
         files = files.filter(root=root)
     model_set = current_model_set() or ""
-    done = LibraryFile.objects.filter(
-        embeddings__model_set=model_set, embeddings__backbone=search_backbone()
-    )
+    # Every backbone's embedding is stored at once (sonic.storage.store): a file with
+    # one of the current model set was heard by it, whichever backbone is searched
+    # (so a mistyped NOMARR_SIMILAR_BACKBONE never has the library heard again).
+    done = LibraryFile.objects.filter(embeddings__model_set=model_set)
     return files.exclude(pk__in=done.values("pk")).order_by("pk")
 
 

@@ -3,8 +3,12 @@
 Every function takes LibraryFile rows and gives LibraryFile rows, and answers in
 words when it cannot: `NotAnalysed` (the file has no embedding of the current
 model set: never analysed, or analysed by another model set, which is stale and
-never mixed with the current one), `EmptyLibrary` (no file has one yet). The
-searching itself is sonic/index.py's.
+never mixed with the current one), `EmptyLibrary` (no file has one yet),
+`UnknownBackbone` (NOMARR_SIMILAR_BACKBONE names no installed backbone), and a
+plain `SonicError` for a request that cannot be met as asked (a count out of its
+bounds, an unknown mood word or tier, a minimum duration above the maximum): the
+API, the pages and the commands all take these checks from here. The searching
+itself is sonic/index.py's.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import math
 
 import numpy as np
 from django.core.cache import cache
@@ -21,10 +27,15 @@ from library.models import LibraryFile
 from sonic import index as sonic_index
 from sonic.models import TrackEmbedding
 from sonic.storage import current_model_set
+from tagging import keys
+from tagging.catalog import current_catalog
 
-#: Bounds of every count a user may ask for (similar tracks, mix length, path steps).
+#: Bounds of every count a user may ask for (similar tracks, mix length, path steps,
+#: a mix's artist gap and tracks per album).
 MAX_COUNT = 200
 MAX_STEPS = 100
+MAX_ARTIST_GAP = 50
+MAX_PER_ALBUM = 100
 
 
 class SonicError(Exception):
@@ -56,6 +67,23 @@ class EmptyLibrary(SonicError):
         )
 
 
+class UnknownBackbone(SonicError):
+    """NOMARR_SIMILAR_BACKBONE names a backbone the model set does not have (a typo):
+    a configuration error, not a file that needs analysing."""
+
+    def __init__(self, name: str, installed: Sequence[str]) -> None:
+        self.name, self.installed = name, list(installed)
+        super().__init__(
+            f"no backbone named {name!r} (installed: {', '.join(installed) or 'none'}): "
+            "set NOMARR_SIMILAR_BACKBONE to one of them"
+        )
+
+
+#: Refusals that say the library or the configuration is not ready, not that the
+#: request was wrong.
+NOT_READY = (NotAnalysed, EmptyLibrary, UnknownBackbone)
+
+
 @dataclass
 class Match:
     file: LibraryFile
@@ -63,11 +91,16 @@ class Match:
 
 
 def space() -> tuple[str, str]:
-    """(backbone, model set) of the searched embeddings; EmptyLibrary when there are none."""
+    """(backbone, model set) of the searched embeddings; EmptyLibrary when there are
+    none, UnknownBackbone when the searched backbone is not one of the model set's."""
     model_set = current_model_set()
     if not model_set:
         raise EmptyLibrary()
-    return sonic_index.search_backbone(), model_set
+    backbone = sonic_index.search_backbone()
+    installed = [one.stem for one in current_catalog().backbones]
+    if backbone not in installed:
+        raise UnknownBackbone(backbone, installed)
+    return backbone, model_set
 
 
 def index(searched: tuple[str, str] | None = None) -> sonic_index.Index:
@@ -130,6 +163,23 @@ class MixOptions:
     include_seeds: bool = True
     allowed: set[int] | None = None  # file ids the mix may use (a mood or tier constraint)
 
+    def check(self) -> None:
+        """SonicError when a bound is out of range, or the durations exclude every track."""
+        check_count(self.count, "count", MAX_COUNT)
+        check_count(self.artist_gap, "artist_gap", MAX_ARTIST_GAP, minimum=0)
+        check_count(self.per_album, "per_album", MAX_PER_ALBUM, minimum=0)
+        for name in ("min_duration", "max_duration"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SonicError(f"{name} must be a number of seconds")
+            if not math.isfinite(value) or value < 0:
+                raise SonicError(f"{name} must be 0 seconds or more")
+        low, high = self.min_duration, self.max_duration
+        if low is not None and high is not None and low > high:
+            raise SonicError(f"min_duration ({low:g} s) is above max_duration ({high:g} s)")
+
 
 def _artist(file: LibraryFile) -> str:
     return (file.artist or file.album_artist).strip().casefold()
@@ -139,20 +189,31 @@ def _album(file: LibraryFile) -> tuple[str, str]:
     return ((file.album_artist or file.artist).strip().casefold(), file.album.strip().casefold())
 
 
-def mix(seeds: Sequence[LibraryFile], options: MixOptions) -> list[LibraryFile]:
-    """options.count tracks that sound like the seeds (their mean), the filters kept:
-    the seeds first when included, then the nearest tracks that break no filter."""
-    check_count(options.count, "count", MAX_COUNT)
-    if not seeds:
-        raise SonicError("give at least one seed track")
-    vectors = [vector_of(seed) for seed in seeds]  # NotAnalysed before EmptyLibrary
-    found = index()
+def mix(
+    seeds: Sequence[LibraryFile], options: MixOptions, around: Sequence[LibraryFile] = ()
+) -> list[LibraryFile]:
+    """options.count tracks that sound like the seeds and the `around` tracks (an
+    album's or an artist's: the mean of them all is the query), the filters kept.
+
+    The seeds the person named come first when included, as named; every other
+    track, an album's or an artist's included, is one of the nearest tracks that
+    breaks no filter (so an artist's mix spaces the artist's tracks by artist_gap).
+    Without include_seeds neither the seeds nor the `around` tracks are used."""
+    options.check()
+    if not seeds and not around:
+        raise SonicError("give a seed track, an album or an artist")
+    searched = space()
+    # NotAnalysed before EmptyLibrary: the seed named is what the person can fix.
+    vectors = [vector_of(file, searched) for file in [*seeds, *around]]
+    found = index(searched)
     query = np.mean(vectors, axis=0)
     chosen: list[LibraryFile] = list(seeds) if options.include_seeds else []
-    seed_ids = {seed.pk for seed in seeds}
+    exclude = {file.pk for file in seeds}
+    if not options.include_seeds:
+        exclude |= {file.pk for file in around}
     wanted = options.count * 20 + 100
     while True:
-        matches = _files(found.search(query, wanted, exclude=seed_ids))
+        matches = _files(found.search(query, wanted, exclude=exclude))
         picked = _pick(matches, chosen, options)
         if len(picked) >= options.count or wanted >= len(found):
             return picked[: options.count]
@@ -165,11 +226,13 @@ MIX_FIELDS = ("count", "artist_gap", "per_album", "min_duration", "max_duration"
 
 def instant_mix(params: Mapping[str, Any], seeds: Sequence[LibraryFile] = ()) -> list[LibraryFile]:
     """The mix a request asks for: from the seeds and/or params' album and artist, with
-    MixOptions from params (MIX_FIELDS) and its mood and tier constraint."""
+    MixOptions from params (MIX_FIELDS) and its mood and tier constraint, every bound
+    checked here (SonicError says which), for the API, the page and the command alike."""
     options = MixOptions(**{name: params[name] for name in MIX_FIELDS})
-    chosen = seeds_of(params.get("album", ""), params.get("artist", ""), seeds)
+    options.check()
     options.allowed = allowed_by_mood(params.get("mood", ""), params.get("tier", ""))
-    return mix(chosen, options)
+    around = tracks_of(params.get("album", ""), params.get("artist", ""))
+    return mix(seeds, options, around)
 
 
 def _pick(matches: list[Match], start: list[LibraryFile], options: MixOptions) -> list[LibraryFile]:
@@ -199,32 +262,45 @@ def _pick(matches: list[Match], start: list[LibraryFile], options: MixOptions) -
     return chosen
 
 
-def seeds_of(
-    album: str = "", artist: str = "", files: Iterable[LibraryFile] = ()
-) -> list[LibraryFile]:
-    """Seed tracks: the given files, or every analysed track of an album or an artist."""
-    seeds = list(files)
-    if album or artist:
-        rows = LibraryFile.objects.all()
-        if album:
-            rows = rows.filter(album__iexact=album)
-        if artist:
-            rows = rows.filter(artist__iexact=artist) | rows.filter(album_artist__iexact=artist)
-        backbone, model_set = space()
-        rows = rows.filter(embeddings__backbone=backbone, embeddings__model_set=model_set)
-        seeds += list(rows.distinct()[:MAX_COUNT])
-        if not seeds:
-            raise SonicError("no analysed track matches that album or artist")
-    return seeds
+def tracks_of(album: str = "", artist: str = "") -> list[LibraryFile]:
+    """The analysed tracks of an album and/or an artist (up to MAX_COUNT, whose mean is
+    a mix's query); none asked for: []. SonicError when none matches."""
+    if not (album or artist):
+        return []
+    rows = LibraryFile.objects.all()
+    if album:
+        rows = rows.filter(album__iexact=album)
+    if artist:
+        rows = rows.filter(artist__iexact=artist) | rows.filter(album_artist__iexact=artist)
+    backbone, model_set = space()
+    rows = rows.filter(embeddings__backbone=backbone, embeddings__model_set=model_set)
+    found = list(rows.distinct().order_by("pk")[:MAX_COUNT])
+    if not found:
+        raise SonicError("no analysed track matches that album or artist")
+    return found
+
+
+#: What a mood constraint's tier may be: a tier, or a mood set's name ("" is "regular").
+MOOD_TIERS = (*keys.TIERS, *keys.MOOD_SETS)
 
 
 def allowed_by_mood(mood: str, tier: str = "") -> set[int] | None:
     """The ids of the files carrying the mood word (at tier: a tier or a mood set's
-    name, "regular" by default), as the library's search finds them; None for no mood."""
+    name, "regular" by default), as the library's search finds them; None for no mood.
+    SonicError for a word neither the models nor the library know, a tier that is
+    none of MOOD_TIERS, or a tier without a mood word."""
+    if tier and tier not in MOOD_TIERS:
+        raise SonicError(f"no tier or mood set named {tier!r}; there are: {', '.join(MOOD_TIERS)}")
     if not mood:
+        if tier:
+            raise SonicError("a tier needs a mood word")
         return None
+    words = analytics.mood_words()
+    if mood not in words:
+        known = ", ".join(words) or "none yet: tag some files first"
+        raise SonicError(f"no mood word {mood!r}; there are: {known}")
     tier = tier or "regular"
-    tier_keys = [label.tier_key for label in analytics.mood_words().get(mood, [])]
+    tier_keys = [label.tier_key for label in words[mood]]
     files = LibraryFile.objects.search("", mood, tier, tier_keys)
     return set(files.values_list("id", flat=True))
 

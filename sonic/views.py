@@ -1,7 +1,11 @@
 """Sonic pages: similar tracks of a file, instant mix, sonic path, library map, duplicates.
 
 Each view validates its form, calls one function of sonic.similar (or sonic.deliver),
-and renders; the roles (nomarr_site/roles.py) let every person logged in use them."""
+and renders; the roles (nomarr_site/roles.py) let every person logged in use them.
+The mix and path pages preview and download on GET; writing into the playlist folder
+or pushing to Navidrome changes something, so it is done on a POST alone (Django's
+CSRF check guards it): a link that asks for it writes nothing. What a mix may be
+(bounds, mood words, tiers) is sonic.similar's to check, as for the API."""
 
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ from sonic import deliver as delivery
 from sonic import embedding, libmap, similar, tracks
 from sonic.models import EmbedRequest, TrackEmbedding
 from sonic.storage import current_model_set
-from tagging import keys
 from tagging.boundary import OutsideLibrary
 
 SIMILAR_ON_PAGE = 20
@@ -59,21 +62,49 @@ def file_similar(request: HttpRequest, file_id: int) -> HttpResponse:
     return render(request, template, context)
 
 
+def find_track(text: str) -> LibraryFile:
+    """The library file a library file id or a path inside the library names."""
+    try:
+        if text.isdigit():
+            return tracks.find(file_id=int(text))
+        return tracks.find(path=text)
+    except (OutsideLibrary, tracks.NotInLibrary, OSError) as exc:
+        raise forms.ValidationError(str(exc)) from None
+
+
 class TrackField(forms.CharField):
     """A track as a library file id or a path inside the library."""
 
     def clean(self, value):
         value = super().clean(value)
-        if not value:
-            return None
-        try:
-            if value.isdigit():
-                return tracks.find(file_id=int(value))
-            return tracks.find(path=value)
-        except OutsideLibrary as exc:
-            raise forms.ValidationError(str(exc)) from None
-        except (tracks.NotInLibrary, OSError) as exc:
-            raise forms.ValidationError(str(exc)) from None
+        return find_track(value) if value else None
+
+
+class TracksField(forms.CharField):
+    """Tracks as library file ids or paths inside the library, one per line or
+    separated by commas (a line that is itself a track's path is taken whole, so a
+    path with a comma in it works too); each once, in the order given."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "cols": 40})
+
+    def clean(self, value):
+        value = super().clean(value)
+        found: dict[int, LibraryFile] = {}
+        for line in (value or "").splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                named = [find_track(line)]
+            except forms.ValidationError:
+                if "," not in line:
+                    raise
+                named = [find_track(part.strip()) for part in line.split(",") if part.strip()]
+            for file in named:
+                found.setdefault(file.pk, file)
+        if len(found) > similar.MAX_COUNT:
+            raise forms.ValidationError(f"at most {similar.MAX_COUNT} seed tracks")
+        return list(found.values())
 
 
 ACTION_CHOICES = [
@@ -82,54 +113,81 @@ ACTION_CHOICES = [
     ("write", "Write into the playlist folder"),
     ("push", "Push to Navidrome"),
 ]
+#: The actions that change something: on a POST alone.
+CHANGING = ("write", "push")
 
 
 def _mood_choices() -> list[tuple[str, str]]:
     return [("", "any"), *((word, word) for word in analytics.mood_words())]
 
 
-class MixForm(forms.Form):
-    seed = TrackField(required=False, label="Seed track (id or path)")
+class BuilderForm(forms.Form):
+    """What the mix and path forms share: the playlist's name and what to do with it.
+    `posted`: the form came in a POST (write and push need one)."""
+
+    name = forms.CharField(required=False, max_length=200)
+    action = forms.ChoiceField(choices=ACTION_CHOICES, required=False)
+
+    def __init__(self, *args, posted: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.posted = posted
+
+    def clean_action(self):
+        action = self.cleaned_data.get("action") or "preview"
+        if action in CHANGING and not self.posted:
+            raise forms.ValidationError(
+                "Writing or pushing a playlist takes the Write or Push button under the "
+                "preview (a POST); a link cannot do it."
+            )
+        return action
+
+
+class MixForm(BuilderForm):
+    seed = TracksField(
+        required=False, label="Seed tracks (ids or paths, one per line or comma-separated)"
+    )
     artist = forms.CharField(required=False, max_length=500)
     album = forms.CharField(required=False, max_length=500)
     count = forms.IntegerField(initial=25, min_value=1, max_value=similar.MAX_COUNT)
-    artist_gap = forms.IntegerField(initial=3, min_value=0, max_value=50, label="Artist gap")
-    per_album = forms.IntegerField(initial=2, min_value=0, max_value=100, label="Per album")
-    min_duration = forms.FloatField(required=False, initial=60, min_value=0, label="Min s")
-    max_duration = forms.FloatField(required=False, initial=900, min_value=0, label="Max s")
+    artist_gap = forms.IntegerField(initial=3, label="Artist gap")
+    per_album = forms.IntegerField(initial=2, label="Per album")
+    min_duration = forms.FloatField(required=False, initial=60, label="Min s")
+    max_duration = forms.FloatField(required=False, initial=900, label="Max s")
     include_seeds = forms.BooleanField(required=False, initial=True)
-    mood = forms.ChoiceField(required=False)
-    tier = forms.ChoiceField(
+    # Offered as lists; what they may be is sonic.similar's to check (a message).
+    mood = forms.CharField(required=False, max_length=100)
+    tier = forms.CharField(
         required=False,
-        choices=[("", "regular"), *((t, t) for t in keys.TIERS), *((n, n) for n in keys.MOOD_SETS)],
+        max_length=50,
+        widget=forms.Select(choices=[("", "regular"), *((t, t) for t in similar.MOOD_TIERS)]),
     )
-    name = forms.CharField(required=False, max_length=200, initial="Nomarr instant mix")
-    action = forms.ChoiceField(choices=ACTION_CHOICES, initial="preview")
+    field_order = [
+        "seed", "artist", "album", "count", "artist_gap", "per_album", "min_duration",
+        "max_duration", "include_seeds", "mood", "tier", "name", "action",
+    ]  # fmt: skip
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["mood"].choices = _mood_choices()
-
-    def clean(self):
-        data = super().clean()
-        if not (data.get("seed") or data.get("artist") or data.get("album")):
-            raise forms.ValidationError("Give a seed track, an artist or an album.")
-        return data
+        self.fields["mood"].widget = forms.Select(choices=_mood_choices())
+        self.fields["name"].initial = "Nomarr instant mix"
 
 
-class PathForm(forms.Form):
+class PathForm(BuilderForm):
     start = TrackField(label="From (id or path)")
     end = TrackField(label="To (id or path)")
     steps = forms.IntegerField(initial=10, min_value=2, max_value=similar.MAX_STEPS)
-    name = forms.CharField(required=False, max_length=200, initial="Nomarr sonic path")
-    action = forms.ChoiceField(choices=ACTION_CHOICES, initial="preview")
+    field_order = ["start", "end", "steps", "name", "action"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["name"].initial = "Nomarr sonic path"
 
 
 def _playlist(request, action: str, name: str, found: list[LibraryFile]) -> HttpResponse | None:
     """The download, or the write/push done and said in a message (None: render the page)."""
     if action == "m3u8":
         return delivery.m3u8_download(name, found)
-    if action in ("write", "push"):
+    if action in CHANGING and request.method == "POST":  # the form refused it otherwise
         try:
             messages.success(request, delivery.deliver(action, name, found))
         except delivery.DeliveryError as exc:
@@ -141,38 +199,47 @@ def _builder(request, form, template: str, build, default_name: str) -> HttpResp
     """The mix or path page: the form, the tracks build(cleaned data) gives, and the
     download, write or push asked for."""
     context: dict = {"form": form, **overview()}
+    status = 400 if form.is_bound and not form.is_valid() else 200
     if form.is_bound and form.is_valid():
         d = form.cleaned_data
         try:
             context["tracks"] = found = build(d)
         except similar.SonicError as exc:
             context["problem"] = str(exc)
+            status = 200 if isinstance(exc, similar.NOT_READY) else 400
         else:
             answer = _playlist(request, d["action"], d["name"] or default_name, found)
             if answer is not None:
                 return answer
-    status = 400 if form.is_bound and not form.is_valid() else 200
     return render(request, template, context, status=status)
 
 
 def mix(request: HttpRequest) -> HttpResponse:
     """The instant mix form (GET previews and downloads, POST writes or pushes)."""
-    data = request.POST if request.method == "POST" else request.GET
+    posted = request.method == "POST"
+    data = request.POST if posted else request.GET
     # A link from a file page names the seed only: show the form with it filled in.
-    form = MixForm(data if "count" in data else None, initial={"seed": request.GET.get("seed", "")})
+    form = MixForm(
+        data if "count" in data else None,
+        initial={"seed": request.GET.get("seed", "")},
+        posted=posted,
+    )
 
     def build(d):
-        return similar.instant_mix(d, [d["seed"]] if d["seed"] else [])
+        return similar.instant_mix(d, d["seed"] or [])
 
     return _builder(request, form, "sonic/mix.html", build, "Nomarr instant mix")
 
 
 def path(request: HttpRequest) -> HttpResponse:
     """The sonic path form: from one track to another in N steps."""
-    data = request.POST if request.method == "POST" else request.GET
+    posted = request.method == "POST"
+    data = request.POST if posted else request.GET
     # A file page's link names the start only.
     form = PathForm(
-        data if "end" in data else None, initial={"start": request.GET.get("start", "")}
+        data if "end" in data else None,
+        initial={"start": request.GET.get("start", "")},
+        posted=posted,
     )
 
     def build(d):

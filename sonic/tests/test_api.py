@@ -174,3 +174,79 @@ def test_a_sonic_path_walks_from_one_clip_to_the_other(sonic_library, listener):
 def test_the_api_needs_a_login(sonic_library, client):
     file = sonic_library("joram-flac")["joram-flac"]
     assert client.get("/api/v1/similar", {"id": file.pk}).status_code == 401
+
+
+def mixed(listener, body) -> list[dict]:
+    answer = listener.post("/api/v1/mix", body, content_type="application/json")
+    assert answer.status_code == 200, answer.json()
+    return answer.json()["tracks"]
+
+
+def test_a_mix_from_an_artist_or_an_album_keeps_its_filters_with_the_default_seeds(
+    sonic_library, listener
+):
+    sonic_library()  # 4 variants by Joram (Moments of Clarity), 4 by MSD Artist (MSD Album)
+    # The defaults: include_seeds, artist_gap 3, per_album 2 (the clips are 10 s long).
+    by_artist = mixed(listener, {"artist": "Joram", "count": 10, "min_duration": None})
+    # Two artists and a gap of 3: one track of each, the artist's own first.
+    assert [t["artist"] for t in by_artist] == ["Joram", "MSD Artist"]
+    spaced = mixed(listener, {"artist": "Joram", "count": 10, "min_duration": None,
+                              "artist_gap": 1, "per_album": 0})  # fmt: skip
+    artists = [t["artist"] for t in spaced]
+    assert len(spaced) == 8 and artists[0] == "Joram"
+    assert all(a != b for a, b in pairwise(artists))  # the artist's tracks, spaced
+    by_album = mixed(listener, {"album": "Moments of Clarity", "count": 10,
+                                "min_duration": None, "artist_gap": 0})  # fmt: skip
+    albums = [t["album"] for t in by_album]
+    assert albums == ["Moments of Clarity"] * 2 + ["MSD Album"] * 2  # per_album 2 for both
+
+
+def test_a_mix_refuses_an_unknown_mood_or_tier_and_crossed_durations(sonic_library, listener):
+    file = sonic_library("joram-flac")["joram-flac"]
+    seed = {"seeds": [{"id": file.pk}]}
+    for body, said in (
+        ({"mood": "no-such-mood"}, "no mood word 'no-such-mood'"),
+        ({"mood": "", "tier": "high"}, "a tier needs a mood word"),
+        ({"tier": "extreme", "mood": "x"}, "no tier or mood set named 'extreme'"),
+        ({"min_duration": 300, "max_duration": 100}, "min_duration (300 s) is above"),
+        ({"min_duration": -1}, "min_duration must be 0 seconds or more"),
+        ({"artist_gap": -1}, "artist_gap"),
+    ):
+        answer = listener.post("/api/v1/mix", {**seed, **body}, content_type="application/json")
+        assert answer.status_code == 400, body
+        assert said in answer.json()["detail"] or said in str(answer.json()), body
+
+
+def test_a_mix_with_a_mood_holds_only_tracks_whose_files_carry_it(sonic_library, listener):
+    from tagging import keys, tagfiles
+
+    files = sonic_library()
+    regular = keys.mood_set_key("regular")
+    carried = {
+        name: set(tagfiles.read_tags(Path(f.path), keys.namespace()).get(regular, []))
+        for name, f in files.items()
+    }
+    words = sorted({w for moods in carried.values() for w in moods})
+    splitting = [w for w in words if 0 < sum(w in m for m in carried.values()) < len(files)]
+    assert splitting, carried  # the fixture's moods must tell the variants apart
+    word = "relaxed" if "relaxed" in splitting else splitting[0]
+    seed = next(name for name, moods in carried.items() if word not in moods)
+    body = {"seeds": [{"id": files[seed].pk}], "count": 8, "artist_gap": 0, "per_album": 0,
+            "min_duration": None, "include_seeds": False, "mood": word}  # fmt: skip
+    only = {t["id"] for t in mixed(listener, body)}
+    assert only == {files[n].pk for n, moods in carried.items() if word in moods}
+
+
+def test_a_mistyped_backbone_is_named_not_blamed_on_the_tracks(sonic_library, listener, settings):
+    from sonic import embedding
+
+    file = sonic_library("joram-flac", "joram-eq")["joram-flac"]
+    settings.NOMARR_SIMILAR_BACKBONE = "mtt"
+    answer = listener.get("/api/v1/similar", {"id": file.pk})
+    assert answer.status_code == 503 and answer.json()["error"] == "misconfigured"
+    detail = answer.json()["detail"]
+    assert "no backbone named 'mtt' (installed: msd-musicnn-1, mtt-musicnn-1)" in detail
+    assert "not analysed" not in detail
+    page = listener.get(f"/sonic/similar/{file.pk}/").content.decode()
+    assert "no backbone named" in page and "not analysed yet" not in page
+    assert not embedding.missing().exists()  # nothing to hear again because of the typo

@@ -17,6 +17,19 @@ def count(ids: list[int], **where) -> int:
     return sum(rows.filter(pk__in=ids[at : at + 500]).count() for at in range(0, len(ids), 500))
 
 
+def failures(ids: list[int], most: int) -> list[EmbedRequest]:
+    """Up to `most` of these requests that failed, oldest first (never another run's)."""
+    found: list[EmbedRequest] = []
+    for at in range(0, len(ids), 500):
+        rows = EmbedRequest.objects.filter(
+            status=EmbedRequest.Status.ERROR, pk__in=ids[at : at + 500]
+        ).select_related("file")
+        found += rows.order_by("pk")[: most - len(found)]
+        if len(found) >= most:
+            break
+    return found
+
+
 class Command(BaseCommand):
     help = (
         "Hear the library's files that have no embedding of the current model set (analysed "
@@ -59,9 +72,17 @@ class Command(BaseCommand):
             self._wait(ids, o["patience"])
         done = count(ids, status=EmbedRequest.Status.DONE)
         self.stdout.write(f"\nEmbedded {done} of {total} files.")
-        failed = EmbedRequest.objects.filter(status=EmbedRequest.Status.ERROR, pk__gte=ids[0])
-        for one in failed.select_related("file").order_by("pk")[:20]:
-            self.stdout.write(f"  could not hear {one.file.path}: {one.error}")
+        failed = count(ids, status=EmbedRequest.Status.ERROR)
+        if failed:
+            shown = failures(ids, 20)
+            for one in shown:
+                self.stdout.write(f"  could not hear {one.file.path}: {one.error}")
+            if failed > len(shown):
+                self.stdout.write(f"  ... and {failed - len(shown)} more")
+            raise CommandError(
+                f"{failed} of {total} files could not be heard (listed above); "
+                "run embed again once they are fixed"
+            )
 
     def _wait(self, ids: list[int], patience: int) -> None:
         total = len(ids)
