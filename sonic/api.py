@@ -89,11 +89,16 @@ class MixRequestSerializer(serializers.Serializer):
         "the query, pass the filters like any other); false leaves them all out.",
     )
     mood = StrictCharField(
-        required=False, default="", max_length=100, help_text="A mood word of the library."
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=100,
+        help_text="A mood word of the library (blank: any).",
     )
     tier = StrictCharField(
         required=False,
         default="",
+        allow_blank=True,
         max_length=50,
         help_text=f"The mood's tier or mood set: {', '.join(similar.MOOD_TIERS)} (regular).",
     )

@@ -13,6 +13,7 @@ itself is sonic/index.py's.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -236,11 +237,41 @@ def instant_mix(params: Mapping[str, Any], seeds: Sequence[LibraryFile] = ()) ->
 
 
 def _pick(matches: list[Match], start: list[LibraryFile], options: MixOptions) -> list[LibraryFile]:
+    """start, then the matches (best first) that pass the filters. A track held back
+    only by the artist gap waits, and takes the first place the gap allows (before
+    any worse match), so an artist's mix spaces the artist's tracks instead of
+    losing all but the first."""
     chosen = list(start)
     albums: dict[tuple[str, str], int] = {}
     for file in chosen:
         albums[_album(file)] = albums.get(_album(file), 0) + 1
-    for match in matches:
+    # Artist -> its tracks waiting for the gap, best first, with their rank.
+    waiting: dict[str, deque[tuple[int, LibraryFile]]] = {}
+
+    def album_full(file: LibraryFile) -> bool:
+        album = _album(file)
+        return bool(options.per_album and album[1] and albums.get(album, 0) >= options.per_album)
+
+    def place() -> None:
+        while len(chosen) < options.count:
+            gap = chosen[-options.artist_gap :] if options.artist_gap else []
+            recent = {_artist(other) for other in gap}
+            best: tuple[int, str] | None = None
+            for artist, queue in waiting.items():
+                while queue and album_full(queue[0][1]):
+                    queue.popleft()
+                if queue and not (artist and artist in recent):
+                    if best is None or queue[0][0] < best[0]:
+                        best = (queue[0][0], artist)
+            if best is None:
+                break
+            file = waiting[best[1]].popleft()[1]
+            chosen.append(file)
+            albums[_album(file)] = albums.get(_album(file), 0) + 1
+        for artist in [artist for artist, queue in waiting.items() if not queue]:
+            del waiting[artist]
+
+    for rank, match in enumerate(matches):
         if len(chosen) >= options.count:
             break
         file = match.file
@@ -250,15 +281,10 @@ def _pick(matches: list[Match], start: list[LibraryFile], options: MixOptions) -
             continue
         if options.max_duration is not None and (file.duration or 0) > options.max_duration:
             continue
-        album = _album(file)
-        if options.per_album and album[1] and albums.get(album, 0) >= options.per_album:
+        if album_full(file):
             continue
-        artist = _artist(file)
-        recent = chosen[-options.artist_gap :] if options.artist_gap else []
-        if artist and any(_artist(other) == artist for other in recent):
-            continue
-        chosen.append(file)
-        albums[album] = albums.get(album, 0) + 1
+        waiting.setdefault(_artist(file), deque()).append((rank, file))
+        place()
     return chosen
 
 
