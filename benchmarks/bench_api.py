@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_api.py        # SQLite and PostgreSQL; 1 and 2 web processes
     .venv/bin/python benchmarks/bench_api.py --databases sqlite --web-processes 2 --files 1000
+    .venv/bin/python benchmarks/bench_api.py --databases postgres --pool 0,20  # pool off, on
 
 For each database (a temporary SQLite file; a temporary database on the PostgreSQL
 server of --postgres, dropped afterwards) and each web process count, on a fresh
@@ -18,8 +19,10 @@ ORM broker unless --redis), creates an API key with `create_api_key`, and measur
   jobs a minute during the load (against the idle rate);
 - Lidarr's Download webhook for a 30-track album, one call after another: latency.
 
-One web process is how `serve` ran before NOMARR_WEB_PROCESSES: the baseline, in the
-same run. Targets (issue 15): >= 2x the single process's req/s (92 req/s on this
+On PostgreSQL each run is made for every NOMARR_DB_POOL of --pool (0: a new connection
+per request; N: a pool of at most N connections in each web process). One web process
+without a pool is how `serve` ran before NOMARR_WEB_PROCESSES and NOMARR_DB_POOL: the
+baseline, in the same run. Targets (issue 15): >= 2x the single process's req/s (92 req/s on this
 2-core machine) with p99 <= 1 s and no errors at 200 clients; an album answered in
 < 100 ms. The clients share the machine's CPUs with the server and the worker, so the
 figures are a floor for a server whose clients are elsewhere.
@@ -373,13 +376,13 @@ def postgres_database(server: str, name: str, drop: bool = False) -> str:
     return f"{server}/{name}"
 
 
-def one_run(args, database: str, processes: int, workdir: Path) -> dict:
-    """Everything measured for one database and one web process count."""
-    run_dir = workdir / f"{database}-{processes}"
+def one_run(args, database: str, processes: int, pool: int, workdir: Path) -> dict:
+    """Everything measured for one database, web process count and pool size."""
+    run_dir = workdir / f"{database}-{processes}-{pool}"
     library = run_dir / "library"
     extra = args.album_calls * ALBUM
     files = make_library(library, args.files + args.baseline + 100 + extra)
-    pg_name = f"nomarr_bench_api_{os.getpid()}_{processes}"
+    pg_name = f"nomarr_bench_api_{os.getpid()}_{processes}_{pool}"
     if database == "sqlite":
         url = f"sqlite:///{run_dir / 'db.sqlite3'}"
     else:
@@ -394,7 +397,8 @@ def one_run(args, database: str, processes: int, workdir: Path) -> dict:
         "NOMARR_SECRET_KEY": "benchmark-only-secret-key",
         "NOMARR_LOG_LEVEL": "WARNING",
         "NOMARR_TAG_WAIT": "0",
-        "NOMARR_Q_NAME": f"bench-api-{os.getpid()}-{database}-{processes}",
+        "NOMARR_Q_NAME": f"bench-api-{os.getpid()}-{database}-{processes}-{pool}",
+        "NOMARR_DB_POOL": str(pool),
     }
     if args.redis:
         env["NOMARR_REDIS_URL"] = args.redis
@@ -417,7 +421,12 @@ def one_run(args, database: str, processes: int, workdir: Path) -> dict:
         baseline_paths, paths = paths[10 : 10 + args.baseline], paths[10 + args.baseline :]
         album_paths, paths = paths[:extra], paths[extra:]
         idle = worker_rate(base, key, args.worker_window)
-        figures = {"database": database, "processes": processes, "idle_jobs_min": idle}
+        figures = {
+            "database": database,
+            "processes": processes,
+            "pool": pool,
+            "idle_jobs_min": idle,
+        }
         figures["baseline"] = load(base, key, baseline_paths, 1)
         before, started = done_count(base, key), time.monotonic()
         cpu = web_cpu_seconds(server.pid)
@@ -439,7 +448,7 @@ def one_run(args, database: str, processes: int, workdir: Path) -> dict:
 
 def report(runs: list[dict]) -> None:
     header = (
-        f"{'database':<10} {'web':>3} {'scenario':<22} {'req/s':>7} {'p50 ms':>8} "
+        f"{'database':<10} {'web':>3} {'pool':>4} {'scenario':<22} {'req/s':>7} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'max ms':>8} {'errors':>6} {'cpu ms':>7}  worker jobs/min"
     )
     print(header)
@@ -453,29 +462,37 @@ def report(runs: list[dict]) -> None:
             )
             cpu = f"{fig['server_cpu']:7.2f}" if "server_cpu" in fig else f"{'':>7}"
             print(
-                f"{r['database']:<10} {r['processes']:>3} {name:<22} {fig['throughput']:>7.0f} "
+                f"{r['database']:<10} {r['processes']:>3} {r['pool']:>4} {name:<22} "
+                f"{fig['throughput']:>7.0f} "
                 f"{fig['p50']:>8.1f} {fig['p99']:>8.1f} {fig['max']:>8.1f} "
                 f"{errors_of(fig['statuses']):>6} {cpu}  {worker}  statuses {fig['statuses']}"
             )
         a = r["album"]
         print(
-            f"{r['database']:<10} {r['processes']:>3} {'Lidarr album (30)':<22} {'':>7} "
+            f"{r['database']:<10} {r['processes']:>3} {r['pool']:>4} "
+            f"{'Lidarr album (30)':<22} {'':>7} "
             f"{a['p50']:>8.1f} {a['p99']:>8.1f} {a['max']:>8.1f} "
             f"{sum(v for k, v in a['statuses'].items() if k != 202):>6}  statuses {a['statuses']}"
         )
     print("\nverdicts")
     for database in dict.fromkeys(r["database"] for r in runs):
         mine = [r for r in runs if r["database"] == database]
-        single = next((r for r in mine if r["processes"] == 1), None)
+        single = next((r for r in mine if r["processes"] == 1 and not r["pool"]), None)
         for r in mine:
             fig = r["load"]
             base = single["load"]["throughput"] if single else TODAY_REQ_S
             ratio = fig["throughput"] / base if base else float("nan")
             errors = errors_of(fig["statuses"])
             ok = ratio >= TARGET_RATIO and fig["p99"] <= TARGET_P99_MS and errors == 0
-            against = "1 process in this run" if single else f"today's {TODAY_REQ_S:.0f} req/s"
+            against = (
+                "1 process without a pool in this run"
+                if single
+                else f"today's {TODAY_REQ_S:.0f} req/s"
+            )
+            pooled = f", pool {r['pool']}" if r["pool"] else ""
             print(
-                f"  {database}, {r['processes']} web process(es), {fig['clients']} clients: "
+                f"  {database}, {r['processes']} web process(es){pooled}, "
+                f"{fig['clients']} clients: "
                 f"{fig['throughput']:.0f} req/s = {ratio:.2f}x {against}, "
                 f"p99 {fig['p99']:.0f} ms, {errors} errors; worker {r['loaded_jobs_min']:.1f} "
                 f"jobs/min under load vs {r['idle_jobs_min']:.1f} idle: "
@@ -499,6 +516,11 @@ def main() -> None:
     parser.add_argument("--web-processes", default="1,2", help="comma-separated counts")
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="", help="NOMARR_REDIS_URL for the runs")
+    parser.add_argument(
+        "--pool",
+        default="0,20",
+        help="comma-separated NOMARR_DB_POOL sizes for the PostgreSQL runs (0: no pool)",
+    )
     parser.add_argument("--album-calls", type=int, default=20)
     parser.add_argument(
         "--worker-window", type=float, default=30.0, help="seconds of the idle-worker rate"
@@ -523,11 +545,16 @@ def main() -> None:
     runs = []
     try:
         for database in [d.strip() for d in args.databases.split(",") if d.strip()]:
-            for processes in [int(n) for n in args.web_processes.split(",") if n.strip()]:
-                runs.append(one_run(args, database, processes, workdir))
+            pools = [int(n) for n in args.pool.split(",") if n.strip()]
+            for processes, pool in [
+                (processes, pool)
+                for pool in (pools if database == "postgres" else [0])
+                for processes in [int(n) for n in args.web_processes.split(",") if n.strip()]
+            ]:
+                runs.append(one_run(args, database, processes, pool, workdir))
                 r = runs[-1]
                 print(
-                    f"  done: {database}, {processes} web process(es): "
+                    f"  done: {database}, {processes} web process(es), pool {pool}: "
                     f"{r['load']['throughput']:.0f} req/s, p99 {r['load']['p99']:.0f} ms "
                     f"(load average {os.getloadavg()[0]:.1f})",
                     flush=True,

@@ -9,10 +9,10 @@ goes through every file tagged by the current model set, in id order:
   the rule the pipeline uses for new files, with the bounds
   tagging.pipeline.tier_calibration gives; no model runs;
 * a file whose tier keys, mood sets and MOOD come out as stored is not touched;
-* for one that changes, the scores are read from the file itself (the truth), decided
-  again, and the file's Nomarr tags are rewritten with the new tiers and mood sets by
-  tagging.writers.write_tags (atomic, audio untouched), and its library rows are
-  refreshed (library/rows.py refresh_file).
+* for one that changes, the file's Nomarr tags are rewritten with the new tiers and
+  mood sets by tagging.writers.write_tags (atomic, audio untouched; only if the file
+  is as the library last read it), and its library rows follow from the values
+  written, a batch at once (library/rows.py apply_rewrites: no file is read again).
 
 A RetierRun row is the run: its `cursor` (the last file id done) and counters are
 saved after each batch, so a run that stopped (its time budget, a crash, Ctrl+C)
@@ -40,7 +40,7 @@ from django_q.tasks import async_task
 
 from library import calibration, retier_writes
 from library.models import LibraryFile, RetierRun, TagValue
-from library.rows import refresh_file
+from library.rows import Rewrite, apply_rewrites
 from nomarr_site.workers import claim_is_dead, worker_id
 from tagging import keys, pipeline
 from tagging.catalog import get_catalog
@@ -302,24 +302,28 @@ class _Retier:
             if number is not None and self.kind(key) == "score":
                 scores[file_id][key] = number
         jobs: list[retier_writes.Write] = []
+        rewritten: list[tuple[int, dict[str, list[str]]]] = []
         for pk, path, size, mtime_ns in files:
             self.run.checked += 1
-            job = self.decide(path, (size, mtime_ns), values.get(pk, {}), scores.get(pk, {}))
-            if job is None:
+            decided = self.decide(path, (size, mtime_ns), values.get(pk, {}), scores.get(pk, {}))
+            if decided is None:
                 self.run.unchanged += 1
             else:
-                jobs.append(job)
+                jobs.append(decided[0])
+                rewritten.append((pk, decided[1]))
             self.run.cursor = pk
-        # Each file's rows are refreshed as soon as it is written, all in one
+        # The rows of the files written follow from the values written, all in one
         # transaction with the run's progress.
         done = self.pool().map(retier_writes.write, jobs, chunksize=4) if jobs else []
         with transaction.atomic():
-            for job, problem in zip(jobs, done, strict=True):
-                if problem:
+            rewrites = []
+            for job, (pk, changed), (problem, written) in zip(jobs, rewritten, done, strict=True):
+                if written is None:
                     self.problem(job[0], problem)
                 else:
-                    refresh_file(job[0])
+                    rewrites.append(Rewrite(pk, changed, *written))
                     self.run.changed += 1
+            apply_rewrites(rewrites)
             ours = RetierRun.objects.filter(
                 pk=self.run.pk, status=Status.RUNNING, worker=holder
             ).update(updated_at=timezone.now(), **self.progress())
@@ -331,9 +335,10 @@ class _Retier:
         read_as: tuple[int, int],
         stored: dict[str, list[str]],
         scores: dict[str, float],
-    ) -> retier_writes.Write | None:
+    ) -> tuple[retier_writes.Write, dict[str, list[str]]] | None:
         """The write a file needs (its tags as the rows hold them, and with the tiers
-        and mood sets decided again), or None when they come out as stored."""
+        and mood sets decided again) and the values of the keys it rewrites ([] for a
+        key it removes), or None when they come out as stored."""
         decision = pipeline.decide(self.heads, scores, self.namespace, self.bounds)
         decided = decision.tags(self.namespace)
         wanted = {**decided, MOOD: decision.moods} if self.write_mood else decided
@@ -343,7 +348,10 @@ class _Retier:
         tags = {key: v for key, v in stored.items() if key != MOOD and key not in decided}
         tags.update(decided)
         moods = decision.moods if self.write_mood else None
-        return (path, read_as, tags, moods, self.namespace)
+        changed = dict(decided)
+        if moods is not None:
+            changed[MOOD] = [mood for mood in moods if mood]  # the library keeps no empty MOOD
+        return (path, read_as, tags, moods, self.namespace), changed
 
 
 def describe(run: RetierRun) -> str:

@@ -7,28 +7,40 @@ without Django, while the retier decides and refreshes the library rows.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from library import metadata
 from tagging import tagfiles, writers
 
 #: (path, (size, mtime_ns) of the file when the library last read it, the Nomarr tags to
 #: write, the MOOD values to write or None to leave MOOD alone, the namespace)
 Write = tuple[str, tuple[int, int], dict[str, list[str]], list[str] | None, str]
+#: The file once written: (size, mtime_ns, ctime_ns, tags_digest), for its row.
+Written = tuple[int, int, int, str]
 
 CHANGED = "changed since the library last read it: left alone (the next scan reads it)"
 
 
-def write(job: Write) -> str:
+def write(job: Write) -> tuple[str, Written | None]:
     """Write the new tags if the file is as the library last read it (same size and
-    mtime, the scan's own test: the decision was made on its rows); the problem, or ""
-    once written. Atomic and audio-safe (tagging.writers.write_tags, which also refuses
-    a file that changes while it writes)."""
+    mtime, the scan's own test: the decision was made on its rows); (the problem, or
+    "" and the file as written). Atomic and audio-safe (tagging.writers.write_tags,
+    which also refuses a file that changes while it writes).
+
+    The written file's tags are read back here, in the writer's process, for their
+    digest (library.metadata.read_file's, so the next scan sees them unchanged); the
+    retier sets the rows from the values it wrote (library.rows.apply_rewrites)."""
     path, (size, mtime_ns), tags, moods, namespace = job
     try:
         st = tagfiles.stat_regular_file(Path(path))
         if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
-            return CHANGED
+            return CHANGED, None
         writers.write_tags(Path(path), tags, namespace, moods)
+        st = os.stat(path)
     except (tagfiles.TagWriteError, writers.InvalidTagsError, OSError) as exc:
-        return str(exc)
-    return ""
+        return str(exc), None
+    info = metadata.read_file(path, st, namespace)
+    # A file that does not read back (it changed again at once) gets no digest: the
+    # next scan that reads it replaces its rows.
+    return "", (st.st_size, st.st_mtime_ns, st.st_ctime_ns, "" if info.error else info.tags_digest)

@@ -15,12 +15,17 @@ writers keep them:
   `tagging.signals.file_tagged` after it wrote a file, and `refresh_on_tag`
   (connected in library/apps.py) refreshes it: a failure is logged, never raised,
   since the next scan catches up.
+* `apply_rewrites` is the retier's (library/retier.py): files whose Nomarr tags it
+  just rewrote, whose other tags and audio it left alone. It reads no file: only the
+  rewritten keys' TagValue rows that differ from the values written are replaced, and
+  the files' stat and tags_digest set, for a whole batch at once.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
@@ -105,8 +110,12 @@ def _apply(row: LibraryFile, info: metadata.FileInfo, root: LibraryRoot, now) ->
 
 def tag_rows(file_id: int, info: metadata.FileInfo) -> list[tuple]:
     """(file_id, key, value, number) for each of the file's tag values."""
-    limit = TagValue.VALUE_LENGTH
-    return [(file_id, key[:255], value[:limit], tag_number(key, value)) for key, value in info.tags]
+    return [tag_row(file_id, key, value) for key, value in info.tags]
+
+
+def tag_row(file_id: int, key: str, value: str) -> tuple:
+    """(file_id, key, value, number): one TagValue row, as insert_tags takes it."""
+    return (file_id, key[:255], value[: TagValue.VALUE_LENGTH], tag_number(key, value))
 
 
 def insert_tags(rows: list[tuple]) -> None:
@@ -263,6 +272,76 @@ def _vanished_twin(info: metadata.FileInfo) -> LibraryFile | None:
         if not os.path.lexists(row.path):
             return row
     return None
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A file whose Nomarr tags were just rewritten, as it is now: the values of the
+    keys that were rewritten ([] where a key is gone), its stat after the write and
+    the tags_digest of its tags (library.metadata.FileInfo.tags_digest, read by the
+    writer). Every other tag, and the audio, are as the row has them."""
+
+    file_id: int
+    values: dict[str, list[str]]
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    tags_digest: str
+
+
+#: The LibraryFile fields a Rewrite sets.
+REWRITE_FIELDS = ["size", "mtime_ns", "ctime_ns", "tags_digest", "read_at"]
+
+
+def apply_rewrites(files: list[Rewrite]) -> int:
+    """Bring the rows of files whose tags were just rewritten up to date without
+    reading the files: per rewritten key whose stored values differ from those
+    written, its TagValue rows are replaced; every file's stat and digest are set.
+    One transaction, a few statements for all of them (deletes by id, one insert,
+    one executemany UPDATE); the TagValue rows replaced.
+
+    No `file_refreshed` is sent: that carries a tagging job's result, and a rewrite
+    has none (the scores, the model set and the audio are as they were)."""
+    if not files:
+        return 0
+    wanted = {key for rewrite in files for key in rewrite.values}
+    stored: dict[tuple[int, str], list[tuple[int, str]]] = defaultdict(list)
+    found = TagValue.objects.filter(
+        file_id__in=[rewrite.file_id for rewrite in files], key__in=[k[:255] for k in wanted]
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        for pk, file_id, key, value in found.order_by("id").values_list(
+            "id", "file_id", "key", "value"
+        ):
+            stored[file_id, key].append((pk, value))
+        gone: list[int] = []
+        new: list[tuple] = []
+        for rewrite in files:
+            for key, values in rewrite.values.items():
+                rows = [tag_row(rewrite.file_id, key, value) for value in values]
+                old = stored.get((rewrite.file_id, key[:255]), [])
+                if [value for _, value in old] != [row[2] for row in rows]:
+                    gone.extend(pk for pk, _ in old)
+                    new.extend(rows)
+        if gone:
+            TagValue.objects.filter(pk__in=gone).delete()
+        insert_tags(new)
+        update_rows(
+            [
+                LibraryFile(
+                    pk=rewrite.file_id,
+                    size=rewrite.size,
+                    mtime_ns=rewrite.mtime_ns,
+                    ctime_ns=rewrite.ctime_ns,
+                    tags_digest=rewrite.tags_digest,
+                    read_at=now,
+                )
+                for rewrite in files
+            ],
+            REWRITE_FIELDS,
+        )
+    return len(new)
 
 
 def refresh_quietly(path: str | os.PathLike, **tagged) -> None:

@@ -126,6 +126,9 @@ try:
         "default": dj_database_url.parse(
             _database_url or f"sqlite:///{NOMARR_DATA_DIR / 'db.sqlite3'}",
             conn_max_age=env_int("NOMARR_DB_CONN_MAX_AGE", 0, minimum=0),
+            # A kept connection is checked before a request reuses it (after a restart
+            # of the database it is replaced, not an error).
+            conn_health_checks=True,
         )
     }
 except ValueError as exc:
@@ -140,6 +143,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+# PostgreSQL: each web process keeps at most NOMARR_DB_POOL connections open in a pool
+# (psycopg_pool) instead of opening one per request; 0 turns the pool off. Applied by
+# nomarr_site.webserver to web processes only (the workers fork: a pool must not cross
+# a fork). Without it, NOMARR_DB_CONN_MAX_AGE keeps one connection per request lane
+# (nomarr_site/asgi.py) in a web process, and one per thread in the workers.
+NOMARR_DB_POOL = env_int("NOMARR_DB_POOL", 20, minimum=0, maximum=1000)
 
 # Web server (daphne) processes `serve` runs, sharing one listening socket. Live pages
 # work in each with either channel layer (without Redis each socket watches the

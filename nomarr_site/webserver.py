@@ -18,11 +18,25 @@ connection under an answer not yet read.
 `python -m nomarr_site.webserver <daphne's arguments>` runs daphne so
 (`manage.py serve` does, with `--fd N`: a listening socket it opened and shares among
 its web processes; IPv4 or IPv6, told by the socket itself).
+
+Database connections of a web process (`web_connections`, applied before Django
+starts): on PostgreSQL they come from a pool of at most NOMARR_DB_POOL open
+connections (psycopg_pool), taken by a request and given back when it ends, instead
+of a new connection (a new server process) per request. The pool is made here only:
+worker processes fork, and a pool's connections and threads must not cross a fork.
+Requests run in the lanes of nomarr_site/asgi.py, at most NOMARR_WEB_CONCURRENCY at
+once, so a pool a few larger never makes one wait. Without the pool (SQLite, or
+NOMARR_DB_POOL=0) NOMARR_DB_CONN_MAX_AGE keeps each lane's connection open: one
+a lane, not one a request. (Before the lanes, Django ran each request in a new
+thread; a persistent connection stayed with its dead thread until the garbage
+collector found it, and under load they piled up past PostgreSQL's max_connections:
+500s.)
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 from http import HTTPStatus
 
@@ -121,7 +135,29 @@ def _adopt(parser, reactor, fileno, domain=None) -> AdoptedStreamServerEndpoint:
     return AdoptedStreamServerEndpoint(reactor, fileno, family)
 
 
+def web_connections(databases: dict, pool_size: int) -> None:
+    """A web process's database settings: on PostgreSQL, a pool of at most `pool_size`
+    connections (0: none; Django's pool keeps no connection persistent)."""
+    for config in databases.values():
+        if pool_size and config["ENGINE"] == "django.db.backends.postgresql":
+            from psycopg_pool import ConnectionPool
+
+            config["CONN_MAX_AGE"] = 0
+            options = config.setdefault("OPTIONS", {})
+            options["pool"] = {
+                "min_size": min(2, pool_size),
+                "max_size": pool_size,
+                # A connection is checked when taken (one empty round trip), so one
+                # broken by a database restart is replaced, not handed to a request.
+                "check": ConnectionPool.check_connection,
+            }
+
+
 def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nomarr_site.settings")
+    from django.conf import settings
+
+    web_connections(settings.DATABASES, settings.NOMARR_DB_POOL)
     HTTPFactory.protocol = _channel  # daphne's factory; daphne builds one per server
     try:
         from twisted.plugins import fd_endpoint  # daphne's, installed into Twisted's plugins

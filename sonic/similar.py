@@ -13,12 +13,11 @@ itself is sonic/index.py's.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import math
 
 import numpy as np
 from django.core.cache import cache

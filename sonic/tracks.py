@@ -43,3 +43,12 @@ def find(path: str = "", file_id: int | None = None, mbid: str = "") -> LibraryF
     if row is None:
         raise NotInLibrary(f"no library file has the MusicBrainz recording id {mbid}")
     return row
+
+
+def named(text: str) -> LibraryFile:
+    """The LibraryFile a person names in words: a library file id (digits) or a path
+    (the pages' and the commands' one rule); raises as find does."""
+    text = text.strip()
+    if text.isdigit():
+        return find(file_id=int(text))
+    return find(path=text)

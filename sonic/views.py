@@ -65,9 +65,7 @@ def file_similar(request: HttpRequest, file_id: int) -> HttpResponse:
 def find_track(text: str) -> LibraryFile:
     """The library file a library file id or a path inside the library names."""
     try:
-        if text.isdigit():
-            return tracks.find(file_id=int(text))
-        return tracks.find(path=text)
+        return tracks.named(text)
     except (OutsideLibrary, tracks.NotInLibrary, OSError) as exc:
         raise forms.ValidationError(str(exc)) from None
 

@@ -230,7 +230,6 @@ def test_a_mix_with_a_mood_holds_only_tracks_whose_files_carry_it(sonic_library,
     # A word some carry and at least two lack (one of them is the seed, left out).
     splitting = [w for w in words if 0 < sum(w in m for m in carried.values()) < len(files) - 1]
     assert splitting, carried  # the fixture's moods must tell the variants apart
-    print(carried)
     word = "relaxed" if "relaxed" in splitting else splitting[0]
     seed = next(name for name, moods in carried.items() if word not in moods)
     body = {"seeds": [{"id": files[seed].pk}], "count": 8, "artist_gap": 0, "per_album": 0,

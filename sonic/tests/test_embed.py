@@ -97,3 +97,29 @@ def test_requests_a_dead_worker_held_are_sent_again_when_workers_start(
     assert embedding.run([held, waiting]) == 1
     assert sent_embed_batches() == [[waiting]]
     assert files[0].embeddings.count() == 2 and not files[1].embeddings.exists()
+
+
+def test_embed_fails_when_a_file_could_not_be_heard_and_lists_only_this_runs_failures(
+    library, root_row, heard_variants, capsys
+):
+    from django.core.management.base import CommandError
+
+    source = next(h for h in heard_variants if h.clip == "joram" and h.variant == "flac")
+    broken, healed = library / "broken.flac", library / "healed.flac"
+    shutil.copyfile(source.path, broken)
+    shutil.copyfile(source.path, healed)
+    broken_file, healed_file = refresh_file(broken), refresh_file(healed)
+    # An earlier run's failure, newer than this run's request, whose file was heard since.
+    [this_run] = embedding.request([broken_file.pk])
+    [earlier] = embedding.request([healed_file.pk])
+    assert earlier > this_run
+    EmbedRequest.objects.filter(pk=earlier).update(status="error", error="an earlier failure")
+    refresh_file(healed, result=source.result)  # its tagging job stored its embeddings
+    broken.write_bytes(b"not audio at all " * 4096)  # damaged after the scan
+    with pytest.raises(CommandError, match="1 of 1 files could not be heard"):
+        call_command("embed", "--here")
+    out = capsys.readouterr().out
+    assert "Embedded 0 of 1 files" in out and f"could not hear {broken}" in out
+    assert "an earlier failure" not in out
+    assert EmbedRequest.objects.get(pk=this_run).status == "error"
+    assert not broken_file.embeddings.exists()

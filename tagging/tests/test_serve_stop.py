@@ -59,5 +59,8 @@ def test_a_busy_worker_is_stopped_within_the_grace_and_its_job_goes_back(
     job.refresh_from_db()
     assert job.status == Job.Status.PENDING
     assert job.worker == ""
+    # Nomarr stopped it, so the attempt is given back: its killed worker was gone (not
+    # merely sent SIGKILL) when the running jobs were put back.
+    assert (job.attempts, job.error) == (0, ""), job.error
     assert audio_stream_hash(long_track) == before
     assert not [p for p in library.rglob(".nomarr-*")]

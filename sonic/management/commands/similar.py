@@ -28,8 +28,6 @@ class Command(BaseCommand):
 def find_track(text: str):
     """The library file named by a path or an id, or a CommandError that says why not."""
     try:
-        if text.isdigit():
-            return tracks.find(file_id=int(text))
-        return tracks.find(path=text)
+        return tracks.named(text)
     except (OutsideLibrary, tracks.NotInLibrary, OSError) as exc:
         raise CommandError(str(exc)) from None

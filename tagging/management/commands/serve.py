@@ -22,11 +22,13 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from nomarr_site.workers import KILL_WAIT, kill_tree, pid_alive
 from tagging import jobs
 from tagging.signals import serve_starting
 
@@ -166,13 +168,43 @@ class Command(BaseCommand):
                 waited = settings.NOMARR_STOP_GRACE + HAND_BACK
                 self.stderr.write(f"{name} still busy after {waited:g} s: killed")
                 killed = True
-            # Each child leads its own session: this reaches what it started, too.
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            child.wait()
+            self._kill_group(child)
+        # Only now, with every killed process gone: until the kernel has run a killed
+        # worker it still looks alive, and its job would count an attempt.
         if killed and "workers" in children:
             reset = jobs.reset_stuck(interrupted=True)
             if reset:
                 self.stderr.write(f"{reset} running job(s) put back in the queue")
+
+    @staticmethod
+    def _kill_group(child: subprocess.Popen) -> None:
+        """Kill a child, its process group (each child leads its own session: that is
+        what it started) and whatever else runs below it, and return once they are
+        all gone (at most nomarr_site.workers.KILL_WAIT seconds)."""
+        pgid = child.pid
+        # kill_tree stops them first, kills them together and waits; it reaches the
+        # child's descendants outside the group too. A reaped child's pid is not ours.
+        kill_tree(_group_members(pgid) + ([pgid] if child.poll() is None else []))
+        try:
+            os.killpg(pgid, signal.SIGKILL)  # one that joined the group meanwhile
+        except (ProcessLookupError, PermissionError):
+            pass
+        deadline = time.monotonic() + KILL_WAIT
+        while _group_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.wait()
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The live processes (zombies count as gone) of process group pgid."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
