@@ -266,3 +266,8 @@ def private_cache(settings) -> None:
             "LOCATION": f"test-{uuid.uuid4()}",
         }
     }
+
+
+# The browser tests' fixtures (a headless Chromium, a page of it, a real `serve`), for
+# every app's end-to-end tests.
+from tagging.tests.browser import browser_page, chromium, server  # noqa: E402, F401

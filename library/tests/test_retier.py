@@ -20,12 +20,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
 
-from library import calibration, retier, retier_writes
-from library.models import LibraryFile, RetierRun
+from library import calibration, metadata, retier, retier_writes
+from library.models import LibraryFile, RetierRun, TagValue
 from library.rows import refresh_file
 from tagging import keys, pipeline, tagfiles, writers
 from tagging.catalog import get_catalog
-from tagging.tests.test_browser import SHOTS, browser_page  # noqa: F401 (fixture)
+from tagging.tests.browser import SHOTS
 
 pytestmark = pytest.mark.django_db
 
@@ -174,6 +174,35 @@ def test_calibrated_scores_change_the_tiers_in_the_files_without_a_model_run(
     assert {path: path.stat().st_mtime_ns for path in files.values()} == mtimes
 
 
+def test_after_a_retier_the_rows_are_what_reading_the_files_gives(files, settings, scan):
+    """The rows follow from the values written, without reading the files again: they
+    must be exactly what a full read of each file gives, digest and stat included, so
+    that a full scan re-reads the files and keeps every TagValue row as it is."""
+    settings.NOMARR_TIER_SCORES = "calibrated"
+    calibration.calibrate()
+    run = retier.carry_out(retier.start())
+    assert run.changed == 2
+    for path in files.values():
+        st = path.stat()
+        info = metadata.read_file(str(path), st, keys.namespace())
+        row = LibraryFile.objects.get(path=str(path))
+        read: dict[str, list[str]] = {}
+        for key, value in info.tags:
+            read.setdefault(key, []).append(value)
+        assert row.tag_dict() == read
+        assert (row.size, row.mtime_ns, row.ctime_ns) == (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        )
+        assert row.tags_digest == info.tags_digest
+    ids = sorted(TagValue.objects.values_list("id", flat=True))
+    assert scan().read == 0  # the stat matches: nothing to read
+    full = scan(full=True)
+    assert full.read == 2
+    assert sorted(TagValue.objects.values_list("id", flat=True)) == ids  # same digest: kept
+
+
 def test_a_new_file_is_tagged_by_the_same_rule_as_retier(files, tagged, settings, library):
     settings.NOMARR_TIER_SCORES = "calibrated"
     calibration.calibrate()
@@ -295,7 +324,7 @@ def test_outsiders_cannot_start_a_retier(files, client, django_user_model):
 def test_staff_retier_from_the_page_on_a_phone_and_watch_it_finish(
     files,
     live_server,
-    browser_page,  # noqa: F811
+    browser_page,
     django_user_model,
     settings,
 ):

@@ -9,25 +9,11 @@ import pytest
 from django.test import Client
 
 from playlists import navidrome
-from tagging.tests.test_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
+from tagging.tests.browser import SHOTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def chromium(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: bin/setup installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_the_pages_fit_a_phone_and_the_block_is_copied(

@@ -8,7 +8,7 @@ land in test-artifacts/screenshots/.
 import pytest
 
 from sonic import libmap
-from tagging.tests.test_browser import SHOTS, browser_page  # noqa: F401 (fixture)
+from tagging.tests.browser import SHOTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,7 +23,7 @@ def log_in(page, base: str, path: str) -> None:
 
 def test_a_person_sees_similar_tracks_builds_a_mix_and_opens_a_point_of_the_map(
     live_server,
-    browser_page,  # noqa: F811
+    browser_page,
     sonic_library,
     django_user_model,
     library,
@@ -85,7 +85,7 @@ def test_a_person_sees_similar_tracks_builds_a_mix_and_opens_a_point_of_the_map(
 
 def test_the_mix_path_and_map_pages_fit_a_390_px_phone(
     live_server,
-    browser_page,  # noqa: F811
+    browser_page,
     sonic_library,
     django_user_model,
 ):

@@ -4,71 +4,12 @@ qcluster worker): log in, tag a clip from the UI, watch it live, see the scores.
 Screenshots of each page land in test-artifacts/screenshots/ to be looked at.
 """
 
-import socket
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
 from tagging.models import Job
-from tagging.tests.support import ManageProcess
+from tagging.tests.browser import SHOTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
-# Chromium as root, offline: no sandbox, and none of its background calls home.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def server(library, tmp_path):
-    import requests
-
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            return requests.get(base + "/accounts/login/", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    process = ManageProcess(["serve", "--port", str(port)], library, tmp_path / "serve.log")
-    process.start(ready=answers)
-    yield base
-    process.stop()
-
-
-@pytest.fixture
-def browser_page(monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM
-    # calls are still plain synchronous ones.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: bin/setup installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        yield page
-        browser.close()
 
 
 def test_a_person_tags_a_clip_from_the_browser_and_watches_it_live(

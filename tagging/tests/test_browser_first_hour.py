@@ -15,7 +15,7 @@ import pytest
 from library.models import LibraryFile, LibraryRoot, Scan
 from library.tests.test_pages import tag_file
 from tagging.models import Job
-from tagging.tests.test_browser import SHOTS, browser_page, server  # noqa: F401 (fixtures)
+from tagging.tests.browser import SHOTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,8 +57,8 @@ def log_in(page, base: str, django_user_model) -> None:
 
 def test_the_first_hour_add_a_root_scan_it_see_tags_and_reach_playlists(
     playlist_dir,
-    server,  # noqa: F811
-    browser_page,  # noqa: F811
+    server,
+    browser_page,
     new_music,
     django_user_model,
 ):

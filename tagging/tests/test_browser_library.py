@@ -12,7 +12,7 @@ from library.models import LibraryFile, LibraryRoot, Scan
 from library.scanning import claim_scan, run_scan
 from library.tests.test_pages import tag_file
 from tagging.keys import version_key
-from tagging.tests.test_browser import SHOTS, browser_page, server  # noqa: F401 (fixtures)
+from tagging.tests.browser import SHOTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,8 +42,8 @@ def tagged_library(library, make_audio):
 
 
 def test_a_person_scans_browses_and_reads_analytics_in_the_browser(
-    server,  # noqa: F811
-    browser_page,  # noqa: F811
+    server,
+    browser_page,
     tagged_library,
     django_user_model,
 ):

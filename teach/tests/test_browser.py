@@ -8,7 +8,7 @@ import pytest
 from sonic.index import search_backbone
 from sonic.tests.test_browser import log_in
 from tagging import keys, tagfiles
-from tagging.tests.test_browser import SHOTS, browser_page  # noqa: F401 (fixture)
+from tagging.tests.browser import SHOTS
 from teach import learning, tasks
 from teach.models import TaughtTag
 from teach.tests.conftest import HELD_OUT, TRAIN
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_staff_mark_train_and_write_a_tag_in_the_browser(
     live_server,
-    browser_page,  # noqa: F811
+    browser_page,
     teach_library,
     django_user_model,
 ):
