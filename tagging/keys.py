@@ -6,7 +6,9 @@ Every key Nomarr owns starts with the namespace (NOMARR_NAMESPACE, `nom`) and `_
   (`nom_mood_happy_msd_musicnn_1__happy`);
 * `nom_<model>__<label>__tier`: a two-class head's tier for the label (`TIERS`);
 * `nom_mood_<set>`: the mood words of one mood set (`MOOD_SETS`), one value each;
-* `nom_version`: the fingerprint of the model set that wrote the tags.
+* `nom_version`: the fingerprint of the model set that wrote the tags;
+* `nom_<field>_suggested`: a value suggested for a standard field the file lacks
+  (`nom_genre_suggested`, from a tag taught on the library's own genres).
 
 `<model>` and `<label>` are slugs: lowercase letters and digits joined by single
 underscores, so `__` never occurs inside one and the first `__` of a key always ends
@@ -50,9 +52,10 @@ SEPARATOR = "__"
 TIER_SUFFIX = SEPARATOR + "tier"
 MOOD_SET_PREFIX = "mood_"
 VERSION = "version"
+SUGGESTED_SUFFIX = "_suggested"
 _SLUG = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 
-KeyKind = Literal["score", "tier", "mood_set", "version"]
+KeyKind = Literal["score", "tier", "mood_set", "version", "suggestion"]
 
 
 class ParsedKey(NamedTuple):
@@ -147,6 +150,18 @@ def version_key(namespace: str | None = None) -> str:
     return prefix(namespace) + VERSION
 
 
+def suggestion_key(field: str, namespace: str | None = None) -> str:
+    """`nom_<field>_suggested`: the key of a value suggested for a standard field.
+
+    Raises:
+        ValueError: field has no letter or digit to name it by.
+    """
+    part = slug(field)
+    if not part:
+        raise ValueError(f"no key can name the field {field!r}")
+    return f"{prefix(namespace)}{part}{SUGGESTED_SUFFIX}"
+
+
 def parse(key: str, namespace: str | None = None) -> ParsedKey | None:
     """What a key names, or None for a key Nomarr does not write (`nomad_rating`,
     another namespace's, a malformed one)."""
@@ -167,6 +182,9 @@ def parse(key: str, namespace: str | None = None) -> ParsedKey | None:
     set_name = rest.removeprefix(MOOD_SET_PREFIX)
     if rest.startswith(MOOD_SET_PREFIX) and set_name in MOOD_SETS:
         return ParsedKey("", set_name, "mood_set")
+    field = rest.removesuffix(SUGGESTED_SUFFIX)
+    if rest.endswith(SUGGESTED_SUFFIX) and _SLUG.fullmatch(field):
+        return ParsedKey("", field, "suggestion")
     return None
 
 

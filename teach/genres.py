@@ -29,13 +29,12 @@ from teach.learning import (
     write_into,
 )
 
-SUGGESTED = "genre_suggested"
 _SPLIT = re.compile(r"\s*[;/,|]\s*")
 
 
 def suggested_key() -> str:
     """`nom_genre_suggested`."""
-    return keys.prefix() + SUGGESTED
+    return keys.suggestion_key("genre")
 
 
 def first_genre(text: str) -> str:

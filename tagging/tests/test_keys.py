@@ -22,6 +22,7 @@ def test_keys_are_spelled_as_the_readme_says():
         "nom_mood_loose",
     ]
     assert keys.version_key() == "nom_version"
+    assert keys.suggestion_key("genre") == "nom_genre_suggested"
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,7 @@ def test_keys_are_spelled_as_the_readme_says():
         (keys.tier_key("msd-musicnn-1", "happy"), ("msd_musicnn_1", "happy", "tier")),
         (keys.mood_set_key("loose"), ("", "loose", "mood_set")),
         (keys.version_key(), ("", "", "version")),
+        (keys.suggestion_key("Genre"), ("", "genre", "suggestion")),
     ],
 )
 def test_a_built_key_parses_back_to_what_built_it(key, parsed):
@@ -111,6 +113,7 @@ def test_the_namespace_setting_names_every_key(settings):
         "nom_mood_happy",  # no such mood set
         "nom_mood_",
         "nom_versions",
+        "nom__suggested",  # a suggestion for no field
         "nom___x",  # no model
         "nom_x__",  # no label
         "nom_x____tier",  # a tier of no label
