@@ -15,9 +15,18 @@ unless DATABASE_URL is set) it scans the library in, and then measures in one ru
   library/calibration.py) and saving it as the calibration;
 * retier with NOMARR_TIER_SCORES=calibrated: nearly every file's tiers change, so its
   tags are rewritten (tagging.writers.write_tags: a copy, fsync, verify, rename) and
-  its rows refreshed: the files rewritten per second is the figure of the target
-  (>= TARGET files/s); and the ratio to the baseline read;
-* retier again, nothing to change: files checked per second (no file is opened).
+  its rows follow from the values written (library.rows.apply_rewrites): the files
+  rewritten per second is the figure of the target (>= TARGET files/s); and the ratio
+  to the baseline read;
+* the rows checked against a read of every file (library.metadata.read_file): each
+  file's tag values, stat and tags_digest must be what the read gives;
+* retier again, nothing to change: files checked per second (no file is opened);
+* the full refresh of one file's rows (library.rows.refresh_file, a job's: read the
+  file, replace all its TagValue rows), for every file: what the retier's rows cost
+  before apply_rewrites.
+
+`--profile N` prints the N costliest functions (cProfile, cumulative) of this process
+during the calibrated retier (the writer processes are not in it).
 
 The models are never run (tagging.pipeline.Counters.model_runs stays 0). Each figure is
 the wall clock of one pass (time.perf_counter); the machine is shared, so compare the
@@ -27,7 +36,9 @@ ratios of one run.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import random
 import resource
 import shutil
@@ -45,8 +56,6 @@ FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
 #: files/s retier rewrites (issue 12 §3)
 TARGET = 100
 sys.path.insert(0, str(ROOT))
-
-from conftest import AUDIO_FORMATS as ENCODERS  # noqa: E402
 
 
 def setup_django(library: Path) -> None:
@@ -68,7 +77,10 @@ def setup_django(library: Path) -> None:
 def templates(folder: Path, seconds: float) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     found = {}
-    for fmt, args in ENCODERS.items():
+    # The suite's encoders; conftest.py needs Django's settings, hence here.
+    from conftest import AUDIO_FORMATS
+
+    for fmt, args in AUDIO_FORMATS.items():
         target = folder / f"template-{seconds:g}.{fmt}"
         if not target.exists():
             subprocess.run(
@@ -130,6 +142,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--writers", type=int, help="files written at once (retier.WRITERS)")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each clip")
+    parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
     parser.add_argument(
         "--library", type=Path, default=Path(tempfile.gettempdir()) / "nomarr-bench-retier"
     )
@@ -141,7 +154,7 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection
 
-    from library import calibration, metadata, retier
+    from library import calibration, metadata, retier, rows
     from library.models import LibraryFile, LibraryRoot, RetierRun, ScoreDistribution, TagValue
     from library.scanning import scan_root
     from tagging import keys, pipeline, tagfiles
@@ -174,17 +187,53 @@ def main() -> None:
     settings.NOMARR_TIER_SCORES = "calibrated"
     runs = pipeline.Counters.model_runs
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    profile = cProfile.Profile() if args.profile else None
     started, cpu = time.perf_counter(), time.process_time()
+    if profile:
+        profile.enable()
     run = retier.carry_out(retier.start(trigger="benchmark"))
+    if profile:
+        profile.disable()
     retier_s, cpu = time.perf_counter() - started, time.process_time() - cpu
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     writers_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     assert run.status == "done", run.message
 
     started = time.perf_counter()
+    wrong = []
+    stored: dict[int, list[tuple[str, str]]] = {}
+    for file_id, key, value in TagValue.objects.order_by("id").values_list(
+        "file_id", "key", "value"
+    ):
+        stored.setdefault(file_id, []).append((key, value))
+    for row in LibraryFile.objects.all():
+        st = os.stat(row.path)
+        info = metadata.read_file(row.path, st, keys.namespace())
+        grouped: dict[str, list[str]] = {}
+        for key, value in info.tags:
+            grouped.setdefault(key, []).append(value)
+        held: dict[str, list[str]] = {}
+        for key, value in stored.get(row.pk, []):
+            held.setdefault(key, []).append(value)
+        if (held, row.tags_digest, row.size, row.mtime_ns, row.ctime_ns) != (
+            grouped,
+            info.tags_digest,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        ):
+            wrong.append(row.path)
+    check_s = time.perf_counter() - started
+
+    started = time.perf_counter()
     again = retier.carry_out(retier.start(trigger="benchmark"))
     again_s = time.perf_counter() - started
     assert pipeline.Counters.model_runs == runs, "a model ran"
+
+    started = time.perf_counter()
+    for path in paths:
+        rows.refresh_file(path)
+    refresh_s = time.perf_counter() - started
 
     rate = run.changed / retier_s
     print(f"  {'plain re-read of every file (baseline)':<46} {read_s:7.2f} s   "
@@ -194,8 +243,14 @@ def main() -> None:
     print(f"  {f'retier, calibrated: {run.changed} of {run.checked} rewritten':<46} "
           f"{retier_s:7.2f} s   ({rate:,.0f} files/s rewritten; target >= {TARGET}; "
           f"{rate / (len(paths) / read_s):.2f}x the re-read)")  # fmt: skip
+    verdict = "ok" if not wrong else "WRONG: " + ", ".join(wrong[:3])
+    print(f"  {f'rows as a read gives: {len(paths) - len(wrong)} of {len(paths)}':<46} "
+          f"{check_s:7.2f} s   {verdict}")  # fmt: skip
     print(f"  {f'retier again: {again.changed} rewritten, {again.unchanged} unchanged':<46} "
           f"{again_s:7.2f} s   ({again.checked / again_s:,.0f} files/s checked)")  # fmt: skip
+    print(f"  {'full refresh of every file (refresh_file)':<46} {refresh_s:7.2f} s   "
+          f"({refresh_s * 1000 / len(paths):.1f} ms a file; the retier's process: "
+          f"{cpu * 1000 / max(1, run.changed):.1f} ms CPU a file, all included)")  # fmt: skip
     per_file = 1000 / max(1, run.changed)
     ceiling = 2000 / ((cpu + writers_cpu) * per_file)
     print(f"  CPU per file rewritten: {cpu * per_file:.1f} ms here (decide, refresh the rows) "
@@ -203,6 +258,10 @@ def main() -> None:
           f"on 2 idle cores at most {ceiling:,.0f} files/s")  # fmt: skip
     print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"  models run: {pipeline.Counters.model_runs - runs}; errors: {run.errors}")
+    if profile:
+        print(f"\nthis process during the calibrated retier (cProfile, top {args.profile}):")
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
+    assert not wrong, f"{len(wrong)} file(s) whose rows are not what a read gives"
     print("PASS" if rate >= TARGET else "BELOW TARGET", f"{rate:.0f} files/s >= {TARGET}")
 
 

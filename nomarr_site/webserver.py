@@ -140,17 +140,11 @@ def web_connections(databases: dict, pool_size: int) -> None:
     connections (0: none; Django's pool keeps no connection persistent)."""
     for config in databases.values():
         if pool_size and config["ENGINE"] == "django.db.backends.postgresql":
-            from psycopg_pool import ConnectionPool
-
             config["CONN_MAX_AGE"] = 0
+            # Django checks a connection when it is taken (CONN_HEALTH_CHECKS, one empty
+            # round trip): one broken by a database restart is replaced, not handed on.
             options = config.setdefault("OPTIONS", {})
-            options["pool"] = {
-                "min_size": min(2, pool_size),
-                "max_size": pool_size,
-                # A connection is checked when taken (one empty round trip), so one
-                # broken by a database restart is replaced, not handed to a request.
-                "check": ConnectionPool.check_connection,
-            }
+            options["pool"] = {"min_size": min(2, pool_size), "max_size": pool_size}
 
 
 def main() -> None:
