@@ -43,9 +43,12 @@ COPY requirements.lock requirements-musicnn.txt /tmp/
 RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock \
     && /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps \
         -r /tmp/requirements-musicnn.txt
-COPY tagging/__init__.py tagging/convert.py /src/tagging/
+COPY tagging/__init__.py tagging/convert.py tagging/onnx.py /src/tagging/
 COPY nomarr_site/__init__.py nomarr_site/atomic.py /src/nomarr_site/
-RUN cd /src && /opt/venv/bin/python -m tagging.convert /app/models && ls -l /app/models
+# The backbones, then their ONNX twins (onnxruntime runs them; the runtime image has no
+# TensorFlow to make twins, so heads added later run on Essentia unless a twin is given).
+RUN cd /src && /opt/venv/bin/python -m tagging.convert /app/models \
+    && /opt/venv/bin/python -m tagging.onnx /app/models && ls -l /app/models
 
 # --- the venv as the runtime carries it: no pip, no setuptools ------------------------
 FROM deps AS venv
