@@ -34,7 +34,7 @@ from sonic.models import EmbedRequest
 from sonic.storage import current_model_set, store
 from tagging import pipeline
 from tagging.boundary import OutsideLibrary, inside_library
-from tagging.catalog import current_catalog
+from tagging.catalog import current_catalog, current_version, embedding_version
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ OPEN = (EmbedRequest.Status.PENDING, EmbedRequest.Status.RUNNING)
 
 
 def missing(root: LibraryRoot | None = None) -> QuerySet[LibraryFile]:
-    """The library's readable files without an embedding of the current model set."""
+    """The library's readable files without an embedding of the current backbones."""
     files = LibraryFile.objects.filter(error="")
     if root is not None:
         files = files.filter(root=root)
@@ -119,7 +119,7 @@ def run(request_ids: Iterable[int]) -> int:
         claimed = EmbedRequest.objects.select_related("file").get(pk=pk)
         catalog = catalog or current_catalog()
         status, error = EmbedRequest.Status.DONE, ""
-        if claimed.model_set != catalog.fingerprint:
+        if claimed.model_set != embedding_version(catalog):
             status, error = (
                 EmbedRequest.Status.ERROR,
                 "the model set changed since it was asked for",
@@ -134,7 +134,7 @@ def run(request_ids: Iterable[int]) -> int:
                 log.warning("cannot embed %s: %s", claimed.file.path, exc)
                 status, error = EmbedRequest.Status.ERROR, str(exc)[:2000]
             else:
-                store(claimed.file, catalog.fingerprint, analysis.embeddings)
+                store(claimed.file, embedding_version(catalog) or "", analysis.embeddings)
                 heard += 1
         EmbedRequest.objects.filter(pk=pk, status=EmbedRequest.Status.RUNNING, worker=me).update(
             status=status, error=error, finished_at=timezone.now()
@@ -155,12 +155,12 @@ def embed_after_scan(sender, root: LibraryRoot, **kwargs) -> int:
 
 
 def _embed_tagged(root: LibraryRoot) -> int:
-    version = current_model_set()
-    if not version:
+    version, tagged_with = current_model_set(), current_version()
+    if not version or not tagged_with:
         return 0
     files = (
         missing(root)
-        .filter(nom_version=version)
+        .filter(nom_version=tagged_with)  # files a tagging job would not hear anyway
         .exclude(embed_request__model_set=version)  # asked for once: `embed` asks again
         .values_list("pk", flat=True)
     )

@@ -3,9 +3,10 @@
 The table is the truth; the search index (sonic/index.py) is a cache rebuilt from it.
 A row belongs to a LibraryFile, so it follows the file when the scanner recognises a
 move or rename (same row, new path) and goes with it when the file is removed.
-`model_set` is the catalog fingerprint of the models that heard it: a row of another
-model set is stale, kept out of every search until the file is heard again
-(`manage.py embed`), so two embedding spaces are never mixed.
+`model_set` is the version of what heard it (tagging.catalog.embedding_version: the
+backbones and the patch hop, not the heads, so adding or teaching a head keeps every
+row valid): a row of another version is stale, kept out of every search until the file
+is heard again (`manage.py embed`), so two embedding spaces are never mixed.
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ from tagging import catalog
 
 
 def current_model_set() -> str | None:
-    """The fingerprint of the installed model set (None when no model is installed)."""
-    return catalog.current_version()
+    """What embeddings are heard with now: the installed backbones and the patch hop
+    (catalog.embedding_version), not the heads, so a head added, downloaded or taught
+    leaves the stored embeddings valid; None when no backbone is installed."""
+    return catalog.embedding_version()
 
 
 def pack(mean: np.ndarray, spread: np.ndarray) -> bytes:

@@ -181,6 +181,10 @@ class Catalog:
     backbones: list[Backbone]
     skipped: list[tuple[str, str]]
     fingerprint: str
+    #: The fingerprint of the backbones alone: what their embeddings depend on. A head
+    #: added, downloaded or taught changes `fingerprint` (files are tagged again) but
+    #: not this (the stored embeddings stay valid).
+    backbones_fingerprint: str = ""
 
     @property
     def heads(self) -> list[Head]:
@@ -304,7 +308,10 @@ def discover(model_dirs: list[Path], mood_prefixes: list[str]) -> Catalog:
         )
 
     ordered = [backbones[stem] for stem in sorted(backbones)]
+    sound = hashlib.sha256()
     for backbone in ordered:
+        sound.update(backbone.stem.encode())
+        sound.update(_file_digest(backbone.graph))
         backbone.heads.sort(key=lambda head: head.stem)
         for head in backbone.heads:
             digest.update(head.stem.encode())
@@ -314,7 +321,10 @@ def discover(model_dirs: list[Path], mood_prefixes: list[str]) -> Catalog:
         digest.update(backbone.stem.encode())
         digest.update(_file_digest(backbone.graph))
     return Catalog(
-        backbones=ordered, skipped=skipped, fingerprint=f"nomarr1-{digest.hexdigest()[:12]}"
+        backbones=ordered,
+        skipped=skipped,
+        fingerprint=f"nomarr1-{digest.hexdigest()[:12]}",
+        backbones_fingerprint=f"sound1-{sound.hexdigest()[:12]}" if ordered else "",
     )
 
 
@@ -421,6 +431,18 @@ def current_catalog() -> Catalog:
         _loaded_generation = generation
         return catalog
     return get_catalog()
+
+
+def embedding_version(catalog: Catalog | None = None) -> str | None:
+    """What a stored embedding was heard with: the backbones and the patch hop (the
+    embeddings are means over patches), not the heads; None when no backbone is
+    installed. Embeddings of another version are stale."""
+    from django.conf import settings
+
+    catalog = catalog or current_catalog()
+    if not catalog.backbones_fingerprint:
+        return None
+    return f"{catalog.backbones_fingerprint}-h{settings.NOMARR_PATCH_HOP}"
 
 
 def current_version() -> str | None:

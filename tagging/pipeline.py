@@ -35,7 +35,14 @@ import numpy as np
 from django.conf import settings
 
 from tagging import keys, runtime, signals, tagfiles, writers
-from tagging.catalog import Backbone, Catalog, Head, get_catalog, is_negation
+from tagging.catalog import (
+    Backbone,
+    Catalog,
+    Head,
+    embedding_version,
+    get_catalog,
+    is_negation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -788,7 +795,7 @@ class FileResult:
     error: str = ""
     scores: list[LabelScore] = field(default_factory=list)
     tags: dict[str, list[str]] = field(default_factory=dict)
-    # What the backbones heard (by backbone stem), and the model set that heard it.
+    # What the backbones heard (by backbone stem), and its version (catalog.embedding_version).
     embeddings: dict[str, Embedding] = field(default_factory=dict)
     model_set: str = ""
 
@@ -831,7 +838,8 @@ def tag_file(
             writers.check_can_write(path)  # before the analysis spends seconds on it
         analysis = analyse(path, catalog, progress)
         result.scores, result.tags = analysis.scores, analysis.tags
-        result.embeddings, result.model_set = analysis.embeddings, catalog.fingerprint
+        result.embeddings = analysis.embeddings
+        result.model_set = embedding_version(catalog) or ""
         if not dry_run:
             after = path.stat()
             if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):

@@ -10,6 +10,7 @@ from django.conf import settings
 from library.rows import refresh_file
 from sonic.models import TrackEmbedding
 from sonic.tests.conftest import CLIPS
+from tagging import catalog
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +104,32 @@ def test_a_model_set_change_marks_old_embeddings_stale(sonic_library, listener):
     TrackEmbedding.objects.update(model_set="nomarr1-older")
     empty = listener.get("/api/v1/similar", {"id": files["joram-eq"].pk})
     assert empty.status_code == 404 and empty.json()["stale"] is True
+
+
+def test_a_head_added_keeps_the_stored_embeddings_current(
+    sonic_library, listener, settings, tmp_path
+):
+    """Downloading the mood heads or saving a taught tag changes the model set (files are
+    tagged again), not what the backbones heard: similar tracks keep working."""
+    files = sonic_library()
+    before = catalog.current_version()
+    extra = tmp_path / "more-models"
+    extra.mkdir()
+    source = settings.FIXTURE_MODELS_DIR / "mood_happy-msd-musicnn-1"
+    for suffix in (".pb", ".json"):
+        shutil.copyfile(source.with_suffix(suffix), extra / f"mood_joy-msd-musicnn-1{suffix}")
+    settings.NOMARR_ENGINE = "essentia"  # no twin to make for the copy: nothing is run here
+    settings.NOMARR_MODELS_DIRS = [*settings.NOMARR_MODELS_DIRS, extra]
+    try:
+        added = catalog.refresh_catalog()
+        assert "mood_joy-msd-musicnn-1" in [head.stem for head in added.heads]
+        assert catalog.current_version() != before
+        answer = listener.get("/api/v1/similar", {"id": files["joram-flac"].pk, "count": 3})
+        assert answer.status_code == 200, answer.json()
+        assert set(names(answer.json()["similar"])) == {"joram-tempo", "joram-eq", "joram-pitch"}
+    finally:
+        settings.NOMARR_MODELS_DIRS = settings.NOMARR_MODELS_DIRS[:-1]
+        catalog.refresh_catalog()
 
 
 def test_a_mix_keeps_its_filters(sonic_library, listener):
