@@ -6,6 +6,7 @@ The serve test needs PostgreSQL: marked `scaleout`, which bin/test runs again on
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections import Counter
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from asgiref.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
 from django.db import connection
 from rest_framework_api_key.models import APIKey
 
+from nomarr_site.asgi import Bounded
 from nomarr_site.tests.test_setting_errors import check
 from tagging.models import Job
 from tagging.tests.support import ManageProcess, wait_until
@@ -33,6 +36,25 @@ def test_a_bad_pool_size_is_refused_naming_its_variable(tmp_path, value, message
     assert proc.returncode != 0
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_requests_run_in_a_few_threads_made_once_not_one_each():
+    """Django runs a request's sync code in a new thread unless a context gives it one:
+    the lanes do, so a process's threads (and their connections) stay `limit`."""
+    seen: list[str] = []
+
+    async def django_like(scope, receive, send):
+        async with ThreadSensitiveContext():  # as Django's ASGIHandler does
+            seen.append(await sync_to_async(lambda: threading.current_thread().name)())
+
+    bounded = Bounded(django_like, 3)
+
+    async def many():
+        await asyncio.gather(*(bounded({"type": "http"}, None, None) for _ in range(30)))
+
+    async_to_sync(many)()
+    assert len(seen) == 30
+    assert {name.rsplit("_", 1)[0] for name in seen} <= {f"web-lane-{n}" for n in range(3)}
 
 
 def free_port() -> int:

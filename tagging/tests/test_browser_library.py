@@ -106,7 +106,7 @@ def test_a_person_scans_browses_and_reads_analytics_in_the_browser(
     page.select_option("#id_tier", "high")
     page.wait_for_url("**tier=high**")
     page.wait_for_function("document.querySelectorAll('#files tr').length === 2")
-    assert page.locator("#files a").all_inner_texts() == ["Joy"]
+    assert page.locator("#files tr td:first-child > a").all_inner_texts() == ["Joy"]
     page.screenshot(path=SHOTS / "library-search.png", full_page=True)
 
     page.click("nav >> text=Analytics")

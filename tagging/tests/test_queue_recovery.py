@@ -199,7 +199,9 @@ def test_workers_that_cannot_start_try_again_after_a_growing_pause(music, tmp_pa
 
 
 def test_a_worker_killed_while_busy_hands_its_job_back(served, short_clip, audio_stream_hash):
-    song = short_clip("busy-kill", seconds=15)
+    # Long enough to be still running when it is killed (the ONNX engine hears a minute
+    # of audio in about a second).
+    song = short_clip("busy-kill", seconds=150)
     before = audio_stream_hash(song)
     served.idle_worker()
     job, _ = jobs.queue_file(song)
