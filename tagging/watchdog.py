@@ -50,6 +50,7 @@ table is the truth; a message for a job that is no longer pending does nothing.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing.util
 import os
@@ -64,7 +65,7 @@ from typing import Any, NamedTuple
 from django import db
 from django.conf import settings
 
-from nomarr_site.workers import kill_tree, pid_alive
+from nomarr_site.workers import descendants, kill_tree, pid_alive
 from tagging import jobs
 from tagging.signals import workers_started
 
@@ -224,6 +225,7 @@ def supervise(stopping: Callable[[], bool], say: Callable[[str], None]) -> None:
     """Run a django-q2 cluster until stopping() is true; start it afresh whenever it
     stalls (see the module's docstring). say() reports restarts and slow stops."""
     global _board
+    _become_subreaper()
     board = _board = Board(Path(tempfile.mkdtemp(prefix="nomarr-workers-")))
     multiprocessing.util.register_after_fork(board, _note_exit)
     pause = 0.0
@@ -325,9 +327,43 @@ def _stop(cluster: _Cluster, say: Callable[[str], None], wait_for_all: bool) -> 
     busy = [p for p, state in cluster.workers().items() if state == BUSY and pid_alive(p)]
     if busy:
         say(f"workers still busy after {grace:g} s: stopped; their jobs go back to the queue")
-    kill_tree(pid for pid in cluster.pids() if _ours(pid))
+    # The cluster's processes, and any it orphaned (a killed sentinel's pusher and
+    # monitor are this process's children now: see _become_subreaper).
+    everyone = {*cluster.pids(), *descendants(os.getpid())}
+    kill_tree(pid for pid in everyone if _ours(pid))
     cluster.sentinel.join()
+    _reap_orphans()
     jobs.reset_stuck(interrupted=True)
+
+
+#: prctl(2)'s option that makes a process the reaper of its descendants' orphans.
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Make the cluster's orphans this process's children, not init's.
+
+    A sentinel killed from outside leaves its pusher and monitor running, reparented
+    to init, out of reach of the restart. An orphaned pusher goes on taking the queue's
+    messages into a queue no worker reads: every job queued after it waits for the
+    broker's retry time (hours). As the subreaper, this process finds them among its
+    descendants and ends them with the cluster (Linux only; elsewhere nothing changes)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        log.debug("cannot become the subreaper of the workers' orphans")
+
+
+def _reap_orphans() -> None:
+    """Collect the exit status of orphans that ended (they would stay zombies)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _ours(pid: int) -> bool:

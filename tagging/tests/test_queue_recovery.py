@@ -176,6 +176,20 @@ def test_workers_killed_again_and_again_are_restarted_at_once(served, short_clip
     done(jobs.queue_file(short_clip("after-kills"))[0], RECOVERY, since=time.monotonic())
 
 
+def test_a_killed_sentinel_leaves_no_orphan_taking_the_queue(served, short_clip):
+    """A sentinel killed from outside used to leave its pusher running, reparented to
+    init: it went on taking the queue's messages into a queue no worker reads, and the
+    next job waited for the broker's retry time. The restart ends the orphans too."""
+    served.idle_worker()
+    old = served.stat()
+    orphans = [pid for pid in (old.pusher, old.monitor) if pid]
+    assert orphans
+    os.kill(old.sentinel, signal.SIGKILL)
+    wait_until(lambda: (s := served.stat()) and s.sentinel != old.sentinel, 30, "a restart")
+    wait_until(lambda: not any(pid_alive(pid) for pid in orphans), 15, "the orphans to end")
+    done(jobs.queue_file(short_clip("after-orphans"))[0], RECOVERY, since=time.monotonic())
+
+
 def test_workers_that_cannot_start_try_again_after_a_growing_pause(music, tmp_path):
     """A broker not reachable (yet): each start fails; the next waits 1 s, then 2 s..."""
     log = tmp_path / "workers.log"
