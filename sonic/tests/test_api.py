@@ -118,8 +118,9 @@ def test_a_head_added_keeps_the_stored_embeddings_current(
     source = settings.FIXTURE_MODELS_DIR / "mood_happy-msd-musicnn-1"
     for suffix in (".pb", ".json"):
         shutil.copyfile(source.with_suffix(suffix), extra / f"mood_joy-msd-musicnn-1{suffix}")
+    engine, dirs = settings.NOMARR_ENGINE, settings.NOMARR_MODELS_DIRS
     settings.NOMARR_ENGINE = "essentia"  # no twin to make for the copy: nothing is run here
-    settings.NOMARR_MODELS_DIRS = [*settings.NOMARR_MODELS_DIRS, extra]
+    settings.NOMARR_MODELS_DIRS = [*dirs, extra]
     try:
         added = catalog.refresh_catalog()
         assert "mood_joy-msd-musicnn-1" in [head.stem for head in added.heads]
@@ -127,8 +128,8 @@ def test_a_head_added_keeps_the_stored_embeddings_current(
         answer = listener.get("/api/v1/similar", {"id": files["joram-flac"].pk, "count": 3})
         assert answer.status_code == 200, answer.json()
         assert set(names(answer.json()["similar"])) == {"joram-tempo", "joram-eq", "joram-pitch"}
-    finally:
-        settings.NOMARR_MODELS_DIRS = settings.NOMARR_MODELS_DIRS[:-1]
+    finally:  # the process's catalog as every other test has it
+        settings.NOMARR_ENGINE, settings.NOMARR_MODELS_DIRS = engine, dirs
         catalog.refresh_catalog()
 
 
