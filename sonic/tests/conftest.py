@@ -53,15 +53,23 @@ class Heard:
     result: pipeline.FileResult
 
 
-def _make(clip: str, variant: str, folder: Path) -> Path:
+def make_variant(
+    clip: str,
+    variant: str,
+    folder: Path,
+    start: float,
+    audio_filter: str,
+    ext: str,
+    encoder: list[str],
+) -> Path:
+    """A 10-s cut of a fixture clip from start, through an ffmpeg filter and encoder."""
     name, artist, album = CLIPS[clip]
-    ext, audio_filter, encoder = VARIANTS[variant]
     target = folder / f"{clip}-{variant}.{ext}"
     source = Path(settings.SHARED_DIR) / "fixtures" / "audio" / name
     subprocess.run(
         [
-            "ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", "5", "-t", "10", "-i", str(source),
-            "-vn", "-map_metadata", "-1", "-ar", "44100", "-af", audio_filter,
+            "ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", str(start), "-t", "10",
+            "-i", str(source), "-vn", "-map_metadata", "-1", "-ar", "44100", "-af", audio_filter,
             "-metadata", f"artist={artist}", "-metadata", f"album={album}",
             "-metadata", f"title={clip} {variant}", *encoder, str(target),
         ],
@@ -70,21 +78,31 @@ def _make(clip: str, variant: str, folder: Path) -> Path:
     return target
 
 
-@pytest.fixture(scope="session")
-def heard_variants(tmp_path_factory: pytest.TempPathFactory) -> list[Heard]:
-    """Every variant of both clips, tagged by the real pipeline once per test session."""
+def hear(folder: Path, pairs: list[tuple[str, str]], make: Callable[..., Path]) -> list[Heard]:
+    """Each (clip, variant) made by make(clip, variant, folder), then tagged by the real
+    pipeline once."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
-    folder = tmp_path_factory.mktemp("sonic-variants")
-    pairs = [(clip, variant) for clip in CLIPS for variant in VARIANTS]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        paths = list(pool.map(lambda pair: _make(*pair, folder), pairs))
+        paths = list(pool.map(lambda pair: make(*pair, folder), pairs))
     heard = []
     for (clip, variant), path in zip(pairs, paths, strict=True):
         result = pipeline.tag_file(path)
         assert result.status == "tagged", (path, result.error)
         heard.append(Heard(clip, variant, path, result))
     return heard
+
+
+def _make(clip: str, variant: str, folder: Path) -> Path:
+    ext, audio_filter, encoder = VARIANTS[variant]
+    return make_variant(clip, variant, folder, 5, audio_filter, ext, encoder)
+
+
+@pytest.fixture(scope="session")
+def heard_variants(tmp_path_factory: pytest.TempPathFactory) -> list[Heard]:
+    """Every variant of both clips, tagged by the real pipeline once per test session."""
+    folder = tmp_path_factory.mktemp("sonic-variants")
+    return hear(folder, [(clip, variant) for clip in CLIPS for variant in VARIANTS], _make)
 
 
 @pytest.fixture(autouse=True)

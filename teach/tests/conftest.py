@@ -11,17 +11,21 @@ mutagen as a tagger would, for the genre suggestions.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mutagen
 import pytest
-from django.conf import settings
 
-from sonic.tests.conftest import CLIPS, Heard, heard_variants, sonic_cache  # noqa: F401
-from tagging import catalog, pipeline
+from sonic.tests.conftest import (  # noqa: F401 (fixtures)
+    CLIPS,
+    Heard,
+    hear,
+    heard_variants,
+    make_variant,
+    sonic_cache,
+)
+from tagging import catalog
 
 GENRES = {"joram": "Ambient", "msd": "Rock"}
 
@@ -37,37 +41,15 @@ HELD_OUT = ["eq", "later"]
 
 
 def _make(clip: str, variant: str, folder: Path) -> Path:
-    name, artist, album = CLIPS[clip]
     start, audio_filter, ext, encoder = EXTRA[variant]
-    target = folder / f"{clip}-{variant}.{ext}"
-    source = Path(settings.SHARED_DIR) / "fixtures" / "audio" / name
-    subprocess.run(
-        [
-            "ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", str(start), "-t", "10",
-            "-i", str(source), "-vn", "-map_metadata", "-1", "-ar", "44100", "-af", audio_filter,
-            "-metadata", f"artist={artist}", "-metadata", f"album={album}",
-            "-metadata", f"title={clip} {variant}", *encoder, str(target),
-        ],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return target
+    return make_variant(clip, variant, folder, start, audio_filter, ext, encoder)
 
 
 @pytest.fixture(scope="session")
 def examples(tmp_path_factory: pytest.TempPathFactory) -> list[Heard]:
     """Three more variants of each clip, tagged by the real pipeline once."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
     folder = tmp_path_factory.mktemp("teach-examples")
-    pairs = [(clip, variant) for clip in CLIPS for variant in EXTRA]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        paths = list(pool.map(lambda pair: _make(*pair, folder), pairs))
-    heard = []
-    for (clip, variant), path in zip(pairs, paths, strict=True):
-        result = pipeline.tag_file(path)
-        assert result.status == "tagged", (path, result.error)
-        heard.append(Heard(clip, variant, path, result))
-    return heard
+    return hear(folder, [(clip, variant) for clip in CLIPS for variant in EXTRA], _make)
 
 
 @pytest.fixture
