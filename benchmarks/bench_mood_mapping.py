@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import bench_retrieval  # noqa: E402
-from benchmarks.bench_retrieval import corpus, duration  # noqa: E402
+from benchmarks.bench_retrieval import corpus  # noqa: E402
 
 bench_retrieval.AUDIO.add(".opus")  # warzone2100-music's soundtrack is Opus
 
@@ -91,9 +90,7 @@ def hear(work: Path, files: dict[str, list[Path]], excerpt: float) -> dict[str, 
     import django
 
     django.setup()
-    from django.conf import settings
 
-    from tagging import pipeline
     from tagging.catalog import get_catalog
 
     catalog = get_catalog()
@@ -109,17 +106,7 @@ def hear(work: Path, files: dict[str, list[Path]], excerpt: float) -> dict[str, 
             key = f"{package}/{path.name}"
             if key in saved:
                 continue
-            start = max(0.0, duration(path) / 2 - excerpt / 2)
-            piece = pieces / (key.replace("/", "__") + ".flac")
-            subprocess.run(
-                ["ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", f"{start:.1f}", "-t",
-                 f"{excerpt:g}", "-i", str(path), "-ac", "1", str(piece)],
-                check=True,
-            )  # fmt: skip
-            heard = pipeline.run_models(
-                piece, catalog, hop=settings.NOMARR_PATCH_HOP,
-                batch_size=settings.NOMARR_BATCH_SIZE, min_duration=1.0,
-            )  # fmt: skip
+            heard = bench_retrieval.hear_middle(path, key, pieces, excerpt, catalog)
             saved[key] = {
                 head.stem: dict(zip(head.labels, map(float, mean), strict=True))
                 for head, mean in heard.head_scores

@@ -31,23 +31,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from media import duration  # noqa: E402  (benchmarks/ is the script's folder)
+
 PACKAGES = [
     "frozen-bubble-data", "pingus-data", "extremetuxracer-data", "xmoto-data",
     "drascula-music", "singularity-music", "hyperrogue-music", "asc-music",
     "planetblupi-music-ogg", "warzone2100-music",
 ]  # fmt: skip
 AUDIO = {".ogg", ".opus", ".mp3", ".flac", ".it", ".xm", ".s3m", ".mod"}
-
-
-def duration(path: Path) -> float:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    try:
-        return float(out.stdout.strip())
-    except ValueError:
-        return 0.0
 
 
 def corpus(work: Path, packages: list[str], per_package: int) -> dict[str, list[Path]]:
@@ -63,10 +55,38 @@ def corpus(work: Path, packages: list[str], per_package: int) -> dict[str, list[
             target.parent.mkdir(parents=True, exist_ok=True)
             subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
         music = sorted(
-            p for p in target.rglob("*") if p.suffix.lower() in AUDIO and duration(p) >= 30
+            p for p in target.rglob("*") if p.suffix.lower() in AUDIO and _length(p) >= 30
         )
         found[package] = music[:per_package]
     return found
+
+
+def _length(path: Path) -> float:
+    """duration(), 0 for a file ffprobe cannot read (it is left out of the corpus)."""
+    try:
+        return duration(path)
+    except (subprocess.CalledProcessError, ValueError):
+        return 0.0
+
+
+def hear_middle(path: Path, key: str, pieces: Path, excerpt: float, catalog):
+    """The real pipeline's models on the middle excerpt seconds of path (cut to a mono
+    FLAC in pieces): what every corpus benchmark hears of a track."""
+    from django.conf import settings
+
+    from tagging import pipeline
+
+    start = max(0.0, duration(path) / 2 - excerpt / 2)
+    piece = pieces / (key.replace("/", "__") + ".flac")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", f"{start:.1f}", "-t",
+         f"{excerpt:g}", "-i", str(path), "-ac", "1", str(piece)],
+        check=True,
+    )  # fmt: skip
+    return pipeline.run_models(
+        piece, catalog, hop=settings.NOMARR_PATCH_HOP,
+        batch_size=settings.NOMARR_BATCH_SIZE, min_duration=1.0,
+    )  # fmt: skip
 
 
 def hear(work: Path, files: dict[str, list[Path]], excerpt: float) -> dict[str, np.ndarray]:
@@ -76,9 +96,7 @@ def hear(work: Path, files: dict[str, list[Path]], excerpt: float) -> dict[str, 
     import django
 
     django.setup()
-    from django.conf import settings
 
-    from tagging import pipeline
     from tagging.catalog import get_catalog
 
     catalog = get_catalog()
@@ -96,17 +114,7 @@ def hear(work: Path, files: dict[str, list[Path]], excerpt: float) -> dict[str, 
             key = f"{package}/{path.name}"
             if key in done:
                 continue
-            start = max(0.0, duration(path) / 2 - excerpt / 2)
-            piece = pieces / (key.replace("/", "__") + ".flac")
-            subprocess.run(
-                ["ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", f"{start:.1f}", "-t",
-                 f"{excerpt:g}", "-i", str(path), "-ac", "1", str(piece)],
-                check=True,
-            )  # fmt: skip
-            heard = pipeline.run_models(
-                piece, catalog, hop=settings.NOMARR_PATCH_HOP,
-                batch_size=settings.NOMARR_BATCH_SIZE, min_duration=1.0,
-            )  # fmt: skip
+            heard = hear_middle(path, key, pieces, excerpt, catalog)
             tags = {head.stem: mean for head, mean in heard.head_scores if head.graph is None}
             rows["key"].append(key)
             rows["package"].append(package)
