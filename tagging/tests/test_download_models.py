@@ -4,8 +4,8 @@ real HTTP server on this machine that serves the fixture heads in the zoo's layo
 
 The fixture heads are re-serialised copies, not Essentia's published bytes, so the
 mirror here carries its own manifest (sizes and sha256 of the fixtures), as any
-mirror of other bytes must; the shipped manifest is tried on them too, and refuses
-the heads whose published size it knows.
+mirror of other bytes must; the shipped manifest, which pins the published sizes and
+sha256, is tried on them too and refuses them.
 """
 
 from __future__ import annotations
@@ -241,13 +241,35 @@ def test_a_hash_mismatch_is_refused_and_removed(models, server):
     assert list(models.iterdir()) == []
 
 
-def test_without_a_known_hash_a_head_must_load_in_essentia(models, server, tmp_path):
-    """The shipped manifest knows no sha256 (and some sizes): such a head is checked by
-    its sidecar and by loading its graph; a listed size that differs is refused."""
-    with override_settings(NOMARR_MODELS_MANIFEST=SHIPPED, NOMARR_MODELS_URL=url(server, "good")):
-        said = failure("mood_happy", "mood_relaxed", "--accept-license")
-        assert "installed mood_happy-msd-musicnn-1" in said
-        assert "82149 bytes, the manifest says 82458" in said  # the published size
+def test_the_shipped_manifest_refuses_bytes_that_are_not_the_published_ones(models, server):
+    """The fixture heads are not Essentia's bytes: the shipped manifest refuses
+    mood_relaxed by its published size and mood_sad (no size listed) by its pinned
+    sha256, and leaves nothing of either behind."""
+    with override_settings(NOMARR_MODELS_MANIFEST=SHIPPED):
+        said = failure("mood_relaxed", "mood_sad", "--accept-license")
+    assert "82149 bytes, the manifest says 82458" in said
+    fixture = _sha256(HEADS / "mood_sad-msd-musicnn-1.pb")
+    assert (
+        f"mood_sad-msd-musicnn-1.pb from {url(server, 'good')} has sha256 {fixture}, the "
+        "manifest says a5e908cf7f59e8c379ff7c7d138dd85416985fddaebb5de14ca4193200411f61: "
+        "not the published file; removed"
+    ) in said
+    assert "2 heads not installed" in said
+    assert list(models.iterdir()) == []
+
+
+def test_without_a_known_hash_a_head_must_load_in_essentia(models, server, mirror, tmp_path):
+    """A manifest that knows neither size nor sha256 of a head (gender and the genre
+    heads in the shipped one) has it checked by its sidecar and by loading its graph."""
+    manifest = json.loads((mirror / "manifest.json").read_text())
+    for head in manifest["heads"]:
+        if head["stem"] in ("mood_happy-msd-musicnn-1", "mood_sad-msd-musicnn-1"):
+            for f in head["files"]:
+                f["size"] = f["sha256"] = None
+    unpinned = tmp_path / "unpinned.json"
+    unpinned.write_text(json.dumps(manifest))
+    with override_settings(NOMARR_MODELS_MANIFEST=unpinned):
+        assert "installed mood_happy-msd-musicnn-1" in download("mood_happy", "--accept-license")
         assert sorted(p.name for p in models.iterdir()) == [
             "mood_happy-msd-musicnn-1.json",
             "mood_happy-msd-musicnn-1.pb",
