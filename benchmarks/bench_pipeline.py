@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_pipeline.py [--tracks 8] [--minutes 1.5]   # whole processes
     .venv/bin/python benchmarks/bench_pipeline.py --details [--tracks 6]          # in one process
+    .venv/bin/python benchmarks/bench_pipeline.py --trace [--tracks 4]            # idle cores
 
 By default (the target) it measures whole processes on >= 10 minutes of distinct
 audio: `manage.py tag --dry-run --json` (NOMARR_ENGINE=onnx) against Essentia's
@@ -11,6 +12,15 @@ head on the embeddings), each process timed on a fixture clip alone and then on 
 clip plus every track, so the difference is the tracks' analysis with start-up
 (imports, model loading, first patches) subtracted. The tiers Nomarr writes are
 compared with the Essentia pipeline's (hop 93: the full-overlap reference).
+
+With --trace, in one process, it shows where the cores wait: the batch as
+`manage.py tag` runs it (pipeline.tag_files: the next file decoded while this one's
+models run; the backbones in lanes that do not wait for each other) against each
+file alone with the per-block barrier between the backbones (tag_file with
+IN_FLIGHT 0), each way timed in turn, --repeat times: wall, CPU (threads and the
+ffmpeg children), the lanes' CPU, and the core-seconds left idle (cores x wall -
+CPU) per audio minute. Then a backbone's CPU per patch on its twin as made by
+tf2onnx and with tagging.onnx.pool_first, in turn, and their largest difference.
 
 With --details, in one process:
 
@@ -338,6 +348,134 @@ def tier_counts(analyses) -> str:
     return ", ".join(f"{name} {n}" for name, n in counts.items())
 
 
+# --------------------------------------------------------------------------- trace
+
+
+def lane_cpu() -> dict[str, float]:
+    """CPU seconds of each of this process's model lanes (pipeline._model_lanes' threads)."""
+    from tagging import pipeline
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    lanes: dict[str, float] = {}
+    for lane in pipeline._lanes:
+        for thread in list(lane._threads):
+            try:
+                stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            lanes[thread.name] = (int(fields[11]) + int(fields[12])) / ticks
+    return lanes
+
+
+def graph_speed(path: Path, rounds: int = 4) -> str:
+    """CPU ms per patch (batch 4, 1 thread) of a twin as tf2onnx made it and after
+    tagging.onnx.pool_first, timed in turn; and their largest output difference."""
+    import onnx as onnx_pkg
+
+    from tagging import onnx as twins
+    from tagging import runtime
+
+    ort = runtime.onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    model = onnx_pkg.load(str(path))
+    twins.pool_first(model)
+    sessions = {
+        "as made": ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]),
+        "pools first": ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        ),
+    }
+    batch = np.random.default_rng(0).standard_normal((4, 187, 96)).astype(np.float32) * 2
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    outputs = {}
+    for _ in range(rounds):
+        for name, session in sessions.items():
+            feed = {session.get_inputs()[0].name: batch}
+            outputs[name] = session.run(None, feed)
+            start = time.thread_time()
+            for _ in range(5):
+                session.run(None, feed)
+            times[name].append((time.thread_time() - start) / 20 * 1000)
+    diff = max(
+        float(np.abs(a - b).max())
+        for a, b in zip(outputs["as made"], outputs["pools first"], strict=True)
+    )
+    best = {name: min(values) for name, values in times.items()}
+    return (
+        f"{path.name}, CPU ms per patch (best of {rounds}): as tf2onnx made it"
+        f" {best['as made']:.1f}, pools first {best['pools first']:.1f}"
+        f" ({best['as made'] / best['pools first']:.2f}x); largest output difference {diff:.1e}"
+    )
+
+
+def trace(args) -> int:
+    """Where the cores wait: the batch way against each file alone with the barrier."""
+    setup_django()
+    from tagging import catalog as catalog_mod
+    from tagging import pipeline
+
+    cores = os.cpu_count() or 1
+    catalog = catalog_mod.get_catalog()
+    warm = sorted(CLIPS_DIR.glob("*.mp3"))[0]
+    pipeline.tag_file(warm, dry_run=True)  # models loaded, sessions warm
+    print(
+        f"Nomarr trace: {cores} CPU cores (load average {os.getloadavg()[0]:.2f}),"
+        f" {len(catalog.backbones)} backbones + {len(catalog.heads)} heads, engine onnx"
+    )
+
+    def batch(paths):
+        return [r.status for r in pipeline.tag_files(paths, dry_run=True)]
+
+    def alone_with_barrier(paths):
+        in_flight, pipeline.IN_FLIGHT = pipeline.IN_FLIGHT, 0
+        try:
+            return [pipeline.tag_file(path, dry_run=True).status for path in paths]
+        finally:
+            pipeline.IN_FLIGHT = in_flight
+
+    ways = {"tag_files (batch, lanes)": batch, "tag_file each, barrier": alone_with_barrier}
+    with tempfile.TemporaryDirectory(prefix="nomarr-trace-") as tmp:
+        folder = args.tracks_dir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        tracks = [path for path, _ in make_tracks(folder, args.tracks, args.minutes, args.seed)]
+        minutes = sum(clip_duration(path) for path in tracks) / 60
+        totals = {name: [0.0, 0.0, 0.0] for name in ways}  # wall, cpu, lanes' cpu
+        for _ in range(args.repeat):
+            for name, way in ways.items():  # in turn, so a change of load hits both
+                lanes, cpu, wall = lane_cpu(), cpu_seconds(), time.perf_counter()
+                statuses = way(tracks)
+                wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+                assert set(statuses) == {"tagged"}, statuses
+                lanes_after = lane_cpu()
+                totals[name][0] += wall
+                totals[name][1] += cpu
+                totals[name][2] += sum(lanes_after.values()) - sum(lanes.values())
+    runs = args.repeat * minutes
+    print(f"tracks: {len(tracks)} distinct, {minutes:.1f} min of audio, {args.repeat} run(s)")
+    header = f"{'way':<28}{'s/min':>7}{'cpu s/min':>10}{'lanes cpu':>10}{'idle core-s/min':>16}"
+    print(header)
+    print("-" * len(header))
+    rates = {}
+    for name, (wall, cpu, lanes) in totals.items():
+        rates[name] = wall / runs
+        idle = (cores * wall - cpu) / runs
+        print(f"{name:<28}{wall / runs:>7.2f}{cpu / runs:>10.2f}{lanes / runs:>10.2f}{idle:>16.2f}")
+    first, second = rates.values()
+    print(f"batch vs each file alone: {second / first:.2f}x (wall)")
+    backbone = next(b for b in catalog.backbones if b.onnx is not None)
+    assert backbone.onnx is not None
+    print(graph_speed(backbone.onnx))
+    print(
+        f"(load average now {os.getloadavg()[0]:.2f} on {cores} cores: other busy processes"
+        " take cores, and their time shows here as neither CPU nor idle)"
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -349,6 +487,9 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--details", action="store_true", help="the in-process comparison (hops, parts)"
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="in one process: where the cores wait (batch way)"
     )
     parser.add_argument(
         "--onnx-threads", type=int, default=None, help="NOMARR_ONNX_THREADS for manage.py tag"
@@ -566,6 +707,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.essentia_way:
         return essentia_way(args.essentia_way)
+    if args.trace:
+        return trace(args)
     if not args.details:
         return whole_process(args)
     if args.tf_threads:

@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -60,6 +60,8 @@ READ_BYTES = 1 << 20
 BLOCK_PATCHES = 4
 #: Decoded pieces (READ_BYTES each) the decoding thread may run ahead of the models.
 AHEAD = 4
+#: Blocks the backbones may still be running while the next block is given to them.
+IN_FLIGHT = 2
 #: Seconds of audio a backbone that frames audio itself (not musicnn) hears per
 #: call: windows of one to two AUDIO_WINDOWs, so a track up to twice that long is
 #: heard whole, and a longer one window by window (each framed on its own).
@@ -470,6 +472,7 @@ class _Listener:
         self.frames = MelFrames() if self.musicnn else None
         self.patches = Patches(hop)
         self.waiting: list[np.ndarray] = []
+        self.running: list[list[Future[dict[str, np.ndarray]]]] = []  # by block, oldest first
         self.means = _Means(catalog)
 
     def cut(self, samples: np.ndarray, last: bool = False) -> list[np.ndarray]:
@@ -484,29 +487,58 @@ class _Listener:
         for windows in self.windows:
             windows.add(by_rate[windows.backbone.sample_rate])
 
-    def _backbones(self, block: np.ndarray) -> list[dict[str, np.ndarray]]:
-        """Each musicnn backbone on one block: side by side when onnxruntime runs them
-        (it lets go of the GIL, so two single-threaded sessions keep two cores busy)."""
+    def _submit(self, block: np.ndarray) -> list[Future[dict[str, np.ndarray]]]:
+        """Each musicnn backbone on one block, in its own lane (a thread of its own) when
+        onnxruntime runs them: it lets go of the GIL, so two single-threaded sessions
+        keep two cores busy, and neither waits for the other between blocks."""
         if len(self.musicnn) > 1 and all(b.onnx is not None for b in self.musicnn):
-            pool = _model_threads()
-            runs = [pool.submit(b.run_patches, block, self.batch_size) for b in self.musicnn]
-            return [run.result() for run in runs]
-        return [backbone.run_patches(block, self.batch_size) for backbone in self.musicnn]
+            lanes = _model_lanes(len(self.musicnn))
+            return [
+                lane.submit(b.run_patches, block, self.batch_size)
+                for lane, b in zip(lanes, self.musicnn, strict=False)
+            ]
+        runs: list[Future[dict[str, np.ndarray]]] = []
+        for backbone in self.musicnn:
+            run: Future[dict[str, np.ndarray]] = Future()
+            run.set_result(backbone.run_patches(block, self.batch_size))
+            runs.append(run)
+        return runs
+
+    def _collect(self, keep: int) -> None:
+        """Add the outputs of the oldest blocks (heads run here, on them) until at most
+        `keep` blocks are still running."""
+        while len(self.running) > keep:
+            outputs = [run.result() for run in self.running[0]]  # an error: stop() waits
+            del self.running[0]
+            for backbone, output in zip(self.musicnn, outputs, strict=True):
+                self.means.add(backbone, output)
 
     def run(self, last: bool = False) -> bool:
-        """Run the models on what is ready (with last, on all that is left); whether any ran."""
+        """Run the models on what is ready (with last, on all that is left, and wait for
+        them); whether any started. Up to IN_FLIGHT blocks run while the next ones are
+        given, so each backbone goes from block to block without waiting."""
         ran = False
         while len(self.waiting) >= self.block or (last and self.waiting):
             block = np.stack(self.waiting[: self.block])
             del self.waiting[: self.block]
-            for backbone, outputs in zip(self.musicnn, self._backbones(block), strict=True):
-                self.means.add(backbone, outputs)
+            self.running.append(self._submit(block))
+            self._collect(IN_FLIGHT)
             ran = True
+        if last:
+            self._collect(0)
         for windows in self.windows:
             for audio in windows.ready(last):
                 self.means.add(windows.backbone, windows.backbone.run_audio(audio))
                 ran = True
         return ran
+
+    def stop(self) -> None:
+        """Cancel the blocks that have not started and wait for the others (on an error)."""
+        for runs in self.running:
+            for run in runs:
+                run.cancel()
+        wait([run for runs in self.running for run in runs])
+        self.running.clear()
 
 
 def run_models(
@@ -525,36 +557,49 @@ def run_models(
     that says nothing, or lies). One shorter than min_duration raises TooShort, and
     no model runs on it. progress(what, seconds_heard, seconds) is called each time
     the models have heard another block of the track.
+
+    Within tag_files, the stream of the batch's next file is started once this
+    one's models run, and this file's is the one the previous file started.
     """
     Counters.model_runs += 1
-    header = probe_duration(path)
-    if max_duration is not None and header is not None and header > max_duration:
-        raise TooLong(_too_long(header, max_duration))
-    listener = _Listener(catalog, hop, batch_size)
+    stream = _Stream.prepared(path, catalog, hop, batch_size, max_duration)
+    listener = stream.listener
     models = len(catalog.backbones) + sum(1 for head in catalog.heads if head.graph is not None)
     what = f"{models} models"
     heard = 0  # samples at 16 kHz
-    # Decoding, resampling and the mel frontend run in a thread of their own, a few
-    # pieces ahead, while the models run on what came before.
-    with _Ahead(_decoded(path, listener)) as pieces:
-        for by_rate, patches, last in pieces:
-            heard += len(by_rate[MUSICNN_SAMPLE_RATE])
-            seconds = heard / MUSICNN_SAMPLE_RATE
-            if max_duration is not None and seconds > max_duration:
-                raise TooLong(_too_long(None, max_duration))
-            if last:
-                break
-            listener.hear(by_rate, patches)
-            # Nothing runs before the track is known to be long enough.
-            if seconds >= min_duration and listener.run() and progress:
-                progress(what, int(seconds), int(max(header or 0, seconds)))
-    duration = heard / MUSICNN_SAMPLE_RATE
-    if heard == 0:
-        raise AnalysisError("cannot decode audio: no audio in file")
-    if duration < min_duration:
-        raise TooShort(f"track is {duration:.1f} s, shorter than the {min_duration:g} s minimum")
-    listener.hear(by_rate, patches)
-    listener.run(last=True)
+    try:
+        # Probing, decoding, resampling and the mel frontend run in a thread of their
+        # own, a few pieces ahead, while the models run on what came before.
+        with stream as items:
+            header = next(items)
+            if max_duration is not None and header is not None and header > max_duration:
+                raise TooLong(_too_long(header, max_duration))
+            for by_rate, patches, last in items:
+                heard += len(by_rate[MUSICNN_SAMPLE_RATE])
+                seconds = heard / MUSICNN_SAMPLE_RATE
+                if max_duration is not None and seconds > max_duration:
+                    raise TooLong(_too_long(None, max_duration))
+                if last:
+                    break
+                listener.hear(by_rate, patches)
+                # Nothing runs before the track is known to be long enough.
+                if seconds >= min_duration and listener.run():
+                    if progress:
+                        progress(what, int(seconds), int(max(header or 0, seconds)))
+                    _Stream.prepare_upcoming(catalog, hop, batch_size, max_duration)
+        duration = heard / MUSICNN_SAMPLE_RATE
+        if heard == 0:
+            raise AnalysisError("cannot decode audio: no audio in file")
+        if duration < min_duration:
+            raise TooShort(
+                f"track is {duration:.1f} s, shorter than the {min_duration:g} s minimum"
+            )
+        _Stream.prepare_upcoming(catalog, hop, batch_size, max_duration)
+        listener.hear(by_rate, patches)
+        listener.run(last=True)
+    except BaseException:
+        listener.stop()  # no backbone goes on with this track
+        raise
     if progress:
         progress(what, round(duration), round(duration))
     return Heard(
@@ -583,6 +628,103 @@ def _decoded(path: Path, listener: _Listener) -> Iterator[Decoded]:
         end = np.zeros(0, dtype=np.float32)
         last = {rate: resample(end, last=True) for rate, resample in resamplers.items()}
     yield last, listener.cut(last[MUSICNN_SAMPLE_RATE], last=True), True
+
+
+class _Stream:
+    """One file's way to the models, in a thread of its own (_Ahead): first the
+    header's duration (probe_duration), then, unless that is over max_duration,
+    the decoded pieces and their patches (_decoded), into its own _Listener.
+
+    Started on construction, so a batch (tag_files) starts the next file's while
+    this file's models run: the cores do not wait at each file's start for ffprobe,
+    ffmpeg and the first seconds of decoding. Such a stream is kept for this thread
+    (`_local`) until run_models takes it; close() (or leaving its `with`) stops it,
+    and with it the decoder's ffmpeg."""
+
+    _local = threading.local()  # .upcoming: the batch's next path; .prepared: its _Stream
+
+    def __init__(
+        self,
+        path: Path,
+        catalog: Catalog,
+        hop: int,
+        batch_size: int,
+        max_duration: float | None,
+    ) -> None:
+        self.key = (path, id(catalog), hop, batch_size, max_duration)
+        self.stat = _stat_key(path)  # the file as it was when the stream started
+        self.listener = _Listener(catalog, hop, batch_size)
+        self._ahead = _Ahead(self._items(path, max_duration))
+        self._items_iter = self._ahead.__enter__()
+
+    def _items(self, path: Path, max_duration: float | None) -> Iterator[Any]:
+        header = probe_duration(path)
+        yield header
+        if max_duration is not None and header is not None and header > max_duration:
+            return  # run_models says TooLong on the header's word: nothing is decoded
+        yield from _decoded(path, self.listener)
+
+    def __enter__(self) -> Iterator[Any]:
+        return self._items_iter
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._ahead.__exit__(None, None, None)
+
+    @classmethod
+    def prepared(
+        cls,
+        path: Path,
+        catalog: Catalog,
+        hop: int,
+        batch_size: int,
+        max_duration: float | None,
+    ) -> _Stream:
+        """The stream tag_files started for this very file and these settings (and
+        the file unchanged since), else a new one."""
+        key = (path, id(catalog), hop, batch_size, max_duration)
+        stream: _Stream | None = getattr(cls._local, "prepared", None)
+        if stream is not None and stream.key == key:
+            cls._local.prepared = None
+            if stream.stat == _stat_key(path):
+                return stream
+            stream.close()  # the file changed after its stream started
+        return cls(path, catalog, hop, batch_size, max_duration)
+
+    @classmethod
+    def prepare_upcoming(
+        cls, catalog: Catalog, hop: int, batch_size: int, max_duration: float | None
+    ) -> None:
+        """Start the stream of the batch's next file (once; none outside tag_files)."""
+        upcoming: Path | None = getattr(cls._local, "upcoming", None)
+        if upcoming is None:
+            return
+        cls._local.upcoming = None
+        cls.drop()
+        cls._local.prepared = cls(upcoming, catalog, hop, batch_size, max_duration)
+
+    @classmethod
+    def expect(cls, upcoming: Path | None) -> None:
+        """The file the batch tags next (None: no more), its stream started by run_models."""
+        cls._local.upcoming = upcoming
+
+    @classmethod
+    def drop(cls, keep: Path | None = None) -> None:
+        """Stop the prepared stream, unless it is for `keep`."""
+        stream: _Stream | None = getattr(cls._local, "prepared", None)
+        if stream is not None and (keep is None or stream.key[0] != keep):
+            cls._local.prepared = None
+            stream.close()
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        info = path.stat()
+    except (OSError, ValueError):
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
 class _Ahead:
@@ -645,17 +787,18 @@ class _Ahead:
             yield value
 
 
-_threads_lock = threading.Lock()
-_threads: ThreadPoolExecutor | None = None
+_lanes_lock = threading.Lock()
+_lanes: list[ThreadPoolExecutor] = []
 
 
-def _model_threads() -> ThreadPoolExecutor:
-    """The process's threads that run backbones side by side."""
-    global _threads
-    with _threads_lock:
-        if _threads is None:
-            _threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="nomarr-model")
-        return _threads
+def _model_lanes(count: int) -> list[ThreadPoolExecutor]:
+    """The process's lanes that run backbones side by side: a thread each, so one
+    backbone's blocks run one after another, in order."""
+    with _lanes_lock:
+        while len(_lanes) < count:
+            name = f"nomarr-model-{len(_lanes)}"
+            _lanes.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix=name))
+        return _lanes[:count]
 
 
 def _too_long(seconds: float | None, max_duration: float) -> str:
@@ -819,7 +962,9 @@ def tag_file(
 
     Skips a file already tagged with the current model set unless forced, and a
     file too short to judge or too long to analyse. Any failure is reported in the
-    result, not raised, so one bad file never stops a batch.
+    result, not raised, so one bad file never stops a batch. The file's keys are
+    replaced by the analysis's, except those of other owners it holds (a
+    suggestion, a taught tag's: keys.is_kept_on_retag), which stay.
     """
     catalog = get_catalog()
     namespace = keys.namespace()
@@ -845,7 +990,16 @@ def tag_file(
             if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
                 raise AnalysisError("file changed while it was being analysed; try again")
             moods = analysis.moods if settings.NOMARR_WRITE_MOOD else None
-            writers.write_tags(path, analysis.tags, namespace, moods)
+            # The keys of other owners the file holds stay (keys.is_kept_on_retag);
+            # their owners are asked only when the file holds keys the analysis lacks.
+            others = {k: v for k, v in existing.items() if k not in analysis.tags}
+            owned = signals.retag_kept_keys() if others else frozenset()
+            kept = {
+                key: values
+                for key, values in others.items()
+                if keys.is_kept_on_retag(key, owned, namespace)
+            }
+            writers.write_tags(path, {**kept, **analysis.tags}, namespace, moods)
         result.status = "tagged"
     except Skipped as exc:
         result.status, result.error = "skipped", str(exc)
@@ -861,3 +1015,32 @@ def tag_file(
     except (AnalysisError, writers.TagWriteError) as exc:
         result.error = str(exc)
     return result
+
+
+def tag_files(
+    paths: Sequence[Path],
+    force: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> Iterator[FileResult]:
+    """tag_file on each path in turn, each result as soon as it is known, with the
+    next file's decoding started while this file's models run (see _Stream), so the
+    cores do not wait at each file's start.
+
+    Each file is what tag_file makes of it (its errors are in its result, the batch
+    goes on); the next file's stream starts only once this file's models run, so a
+    run of skipped files decodes nothing. Whatever stops the batch stops the stream
+    it had started, and its ffmpeg."""
+    paths = list(paths)
+    try:
+        for index, path in enumerate(paths):
+            upcoming = paths[index + 1] if index + 1 < len(paths) else None
+            _Stream.expect(upcoming)
+            try:
+                result = tag_file(path, force=force, dry_run=dry_run, progress=progress)
+            finally:
+                _Stream.expect(None)
+                _Stream.drop(keep=upcoming)  # one this file left untaken (it was skipped)
+            yield result
+    finally:
+        _Stream.drop()

@@ -208,6 +208,7 @@ def onnx_session(path: Path, threads: int) -> Any:
     core that decoding needs), the CPU memory arena on (off, every run allocates
     and frees its buffers: ~30 % slower) with memory patterns, which the fixed
     batch shapes the pipeline feeds make reusable, so the arena does not grow.
+    The graph is the twin's with its pools first (tagging.onnx.pool_first).
     """
     ort = onnxruntime()
     options = ort.SessionOptions()
@@ -220,7 +221,12 @@ def onnx_session(path: Path, threads: int) -> Any:
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=onnx_providers())
+    # A twin made before its graph was rewritten at conversion (tagging.onnx.pool_first)
+    # is rewritten here, where the onnx package is at hand.
+    from tagging import onnx as twins
+
+    model = twins.faster_graph(path) or str(path)
+    session = ort.InferenceSession(model, options, providers=onnx_providers())
     _say_device(session.get_providers()[0], threads)
     return session
 

@@ -2,11 +2,12 @@
 
 import json
 import time
+from contextlib import closing
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tagging.pipeline import tag_file
+from tagging.pipeline import tag_files
 from tagging.tagfiles import audio_files
 
 
@@ -32,20 +33,23 @@ class Command(BaseCommand):
             raise CommandError("no audio files found")
         started = time.monotonic()
         failed = 0
-        for number, path in enumerate(files, 1):
-            result = tag_file(path, force=options["force"], dry_run=options["dry_run"])
-            failed += result.status == "error"
-            if options["json"]:
-                self.stdout.write(json.dumps(result.as_dict()))
-            else:
-                self._print_result(result, options["dry_run"])
-            elapsed = time.monotonic() - started
-            eta = elapsed / number * (len(files) - number)
-            bar = "#" * (20 * number // len(files))
-            self.stderr.write(
-                f"[{bar:<20}] {number}/{len(files)} {100 * number // len(files)}%"
-                f" elapsed {_clock(elapsed)} eta {_clock(eta)}"
-            )
+        # One file after another, the next one's decoding started while this one's
+        # models run; each result as soon as it is known. Leaving stops the batch.
+        batch = tag_files(files, force=options["force"], dry_run=options["dry_run"])
+        with closing(batch) as results:
+            for number, result in enumerate(results, 1):
+                failed += result.status == "error"
+                if options["json"]:
+                    self.stdout.write(json.dumps(result.as_dict()))
+                else:
+                    self._print_result(result, options["dry_run"])
+                elapsed = time.monotonic() - started
+                eta = elapsed / number * (len(files) - number)
+                bar = "#" * (20 * number // len(files))
+                self.stderr.write(
+                    f"[{bar:<20}] {number}/{len(files)} {100 * number // len(files)}%"
+                    f" elapsed {_clock(elapsed)} eta {_clock(eta)}"
+                )
         if failed:
             raise CommandError(f"{failed} of {len(files)} files failed")
 
