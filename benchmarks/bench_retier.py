@@ -25,8 +25,8 @@ unless DATABASE_URL is set) it scans the library in, and then measures in one ru
   file, replace all its TagValue rows), for every file: what the retier's rows cost
   before apply_rewrites.
 
-`--profile N` prints the N costliest functions (cProfile, cumulative) of this process
-during the calibrated retier (the writer processes are not in it).
+`--profile N` prints the N costliest functions (cProfile, cumulative, or `--sort tottime`)
+of this process during the calibrated retier (the writer processes are not in it).
 
 The models are never run (tagging.pipeline.Counters.model_runs stays 0). Each figure is
 the wall clock of one pass (time.perf_counter); the machine is shared, so compare the
@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, help="files written at once (retier.WRITERS)")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each clip")
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
+    parser.add_argument("--sort", default="cumulative", help="their order (pstats: tottime...)")
     parser.add_argument(
         "--library", type=Path, default=Path(tempfile.gettempdir()) / "nomarr-bench-retier"
     )
@@ -260,7 +261,7 @@ def main() -> None:
     print(f"  models run: {pipeline.Counters.model_runs - runs}; errors: {run.errors}")
     if profile:
         print(f"\nthis process during the calibrated retier (cProfile, top {args.profile}):")
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
+        pstats.Stats(profile).sort_stats(args.sort).print_stats(args.profile)
     assert not wrong, f"{len(wrong)} file(s) whose rows are not what a read gives"
     print("PASS" if rate >= TARGET else "BELOW TARGET", f"{rate:.0f} files/s >= {TARGET}")
 

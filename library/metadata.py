@@ -150,9 +150,14 @@ class FileInfo:
         return digest.hexdigest()
 
 
-def read_file(path: str, st: os.stat_result, namespace: str) -> FileInfo:
+def read_file(
+    path: str, st: os.stat_result, namespace: str, parsed: mutagen.FileType | None = None
+) -> FileInfo:
     """Read a file's tags and fingerprint. Never raises for a bad file: the reason
-    lands in FileInfo.error (the file is then kept, so it is not re-read unchanged)."""
+    lands in FileInfo.error (the file is then kept, so it is not re-read unchanged).
+
+    `parsed`: the file already parsed by content (tagging.writers.Written.audio, the
+    parse that verified a write), so it is not parsed again."""
     info = FileInfo(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns)
     if not stat.S_ISREG(st.st_mode):
         info.error = "not a regular file"
@@ -161,7 +166,8 @@ def read_file(path: str, st: os.stat_result, namespace: str) -> FileInfo:
         info.error = "empty file"
         return info
     try:
-        audio = tagfiles.parse_audio(path)  # the format by content, not by name
+        # The format by content, not by name.
+        audio = parsed if parsed is not None else tagfiles.parse_audio(path)
     except Exception as exc:  # mutagen raises many kinds for bad files
         oserror = tagfiles.find_oserror(exc)
         if oserror is not None and oserror.errno == errno.ENOENT:

@@ -19,6 +19,12 @@ saved after each batch, so a run that stopped (its time budget, a crash, Ctrl+C)
 carries on from there when started again, unless the rule changed meanwhile (then it
 starts over). One run at a time (the database refuses a second running row); a run
 whose process is gone is taken over.
+
+The batches overlap: while the writers write one batch, this process decides the next
+and hands its writes over, and only then saves the first (its rows, the run's cursor).
+A batch whose writes were not saved when the run stopped (Ctrl+C, a failure, taken
+over) still gets the rows of the files it wrote (`_Retier.salvage`), without moving the
+cursor: run again, those files are found as decided (unchanged).
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ import multiprocessing
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent import futures
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -51,8 +59,12 @@ Status = RetierRun.Status
 #: Files decided per batch (one query for their tags; the run is saved after each, in
 #: the transaction that refreshes the rows of the files it rewrote).
 BATCH = 50
-#: Files written at once: a write waits on the disk (two fsyncs) much of its time.
+#: Files written at once: a write waits on the disk (its fsync) part of its time.
 WRITERS = 4
+#: Files a writer is handed at once (it syncs their folders once, at the end).
+CHUNK = 8
+#: Seconds a stopping run waits for the writes already running, to save their rows.
+SALVAGE_WAIT = 30
 #: Files left from which the writes run in processes of their own (starting them costs
 #: a few tenths of a second each), not threads.
 PROCESSES_FROM = 200
@@ -196,27 +208,60 @@ def carry_out(
     KeyboardInterrupt (Ctrl+C) stops it as interrupted, resumable."""
     me = run.worker
     deadline = None if time_budget is None else time.monotonic() + time_budget
+
+    def spent() -> bool:
+        return deadline is not None and time.monotonic() > deadline
+
     retier = _Retier(run)
+    batch: _Batch | None = None
+    ahead: _Batch | None = None
     try:
+        if spent():
+            return retier.stop(Status.INTERRUPTED, "time budget spent: carried on next")
+        batch = retier.prepare()
         while True:
-            if deadline is not None and time.monotonic() > deadline:
-                return retier.stop(Status.INTERRUPTED, "time budget spent: carried on next")
-            done, ours = retier.batch(me)
+            # The next batch is decided and its writes start while this one's are done.
+            ahead = None if batch.last or spent() else retier.prepare()
+            ours = retier.commit(batch, me)
+            batch = None
             if not ours:
+                retier.salvage(ahead)
                 run.refresh_from_db()
                 return run  # taken over, or cancelled: someone else says what it is
             if on_progress:
                 on_progress(retier.run)
-            if done:
-                return retier.stop(Status.DONE, retier.summary())
+            if ahead is None:
+                if retier.finished:
+                    return retier.stop(Status.DONE, retier.summary())
+                return retier.stop(Status.INTERRUPTED, "time budget spent: carried on next")
+            batch, ahead = ahead, None
     except KeyboardInterrupt:
+        retier.salvage(batch, ahead)
         retier.stop(Status.INTERRUPTED, "interrupted: run retier again to carry on")
         raise
     except Exception as exc:
         log.exception("retier #%s failed", run.pk)
+        retier.salvage(batch, ahead)
         return retier.stop(Status.FAILED, f"failed: {exc}")
     finally:
         retier.close()
+
+
+@dataclass
+class _Batch:
+    """BATCH files decided, their writes handed to the writers; saved by commit."""
+
+    last: bool  # no file after these
+    cursor: int
+    checked: int = 0
+    unchanged: int = 0
+    jobs: list[retier_writes.Write] = field(default_factory=list)
+    rewritten: list[tuple[int, dict[str, list[str]]]] = field(default_factory=list)
+    # Per CHUNK jobs, their results (retier_writes.write_all).
+    writes: list[Future[list[tuple[str, retier_writes.Written | None]]]] = field(
+        default_factory=list
+    )
+    saved: bool = False
 
 
 class _Retier:
@@ -229,6 +274,8 @@ class _Retier:
         self.write_mood = bool(settings.NOMARR_WRITE_MOOD)
         self._kinds: dict[str, str] = {}
         self._pool: Executor | None = None
+        self.after = run.cursor  # the last file decided (the run's cursor: the last saved)
+        self.finished = False
 
     def pool(self) -> Executor:
         """Where the writes run: WRITERS spawned processes (mutagen is pure Python, so
@@ -283,11 +330,10 @@ class _Retier:
             found = self._kinds[key] = parsed.kind if parsed else ""
         return found
 
-    def batch(self, holder: str) -> tuple[bool, bool]:
-        """Decide the next BATCH files from their rows, write those that change, and
-        save the run in the transaction that refreshes their rows; (whether that was
-        the last batch, whether the run is still ours)."""
-        after = _files().filter(pk__gt=self.run.cursor).order_by("pk")
+    def prepare(self) -> _Batch:
+        """Decide the next BATCH files from their rows and hand the writes of those
+        that change to the writers (not waiting for them)."""
+        after = _files().filter(pk__gt=self.after).order_by("pk")
         files = list(after.values_list("pk", "path", "size", "mtime_ns")[:BATCH])
         values: dict[int, dict[str, list[str]]] = defaultdict(dict)
         scores: dict[int, dict[str, float]] = defaultdict(dict)
@@ -295,39 +341,83 @@ class _Retier:
             Q(key__startswith=keys.prefix(self.namespace)) | Q(key=MOOD),
             file_id__in=[pk for pk, *_ in files],
         )
+        kinds = self._kinds
         for file_id, key, value, number in rows.order_by("id").values_list(
             "file_id", "key", "value", "number"
         ):
             values[file_id].setdefault(key, []).append(value)
-            if number is not None and self.kind(key) == "score":
+            if number is not None and (kinds[key] if key in kinds else self.kind(key)) == "score":
                 scores[file_id][key] = number
-        jobs: list[retier_writes.Write] = []
-        rewritten: list[tuple[int, dict[str, list[str]]]] = []
+        batch = _Batch(last=len(files) < BATCH, cursor=self.after)
         for pk, path, size, mtime_ns in files:
-            self.run.checked += 1
+            batch.checked += 1
             decided = self.decide(path, (size, mtime_ns), values.get(pk, {}), scores.get(pk, {}))
             if decided is None:
-                self.run.unchanged += 1
+                batch.unchanged += 1
             else:
-                jobs.append(decided[0])
-                rewritten.append((pk, decided[1]))
-            self.run.cursor = pk
-        # The rows of the files written follow from the values written, all in one
-        # transaction with the run's progress.
-        done = self.pool().map(retier_writes.write, jobs, chunksize=4) if jobs else []
+                batch.jobs.append(decided[0])
+                batch.rewritten.append((pk, decided[1]))
+            batch.cursor = pk
+        self.after = batch.cursor
+        if batch.jobs:
+            pool = self.pool()
+            batch.writes = [
+                pool.submit(retier_writes.write_all, batch.jobs[i : i + CHUNK])
+                for i in range(0, len(batch.jobs), CHUNK)
+            ]
+        return batch
+
+    def commit(self, batch: _Batch, holder: str) -> bool:
+        """Wait for the batch's writes, then save, in one transaction, the rows of the
+        files written (from the values written) and the run's progress; whether the
+        run is still ours."""
+        done = [result for write in batch.writes for result in write.result()]
         with transaction.atomic():
             rewrites = []
-            for job, (pk, changed), (problem, written) in zip(jobs, rewritten, done, strict=True):
+            for job, (pk, changed), (problem, written) in zip(
+                batch.jobs, batch.rewritten, done, strict=True
+            ):
                 if written is None:
                     self.problem(job[0], problem)
                 else:
                     rewrites.append(Rewrite(pk, changed, *written))
                     self.run.changed += 1
+            self.run.checked += batch.checked
+            self.run.unchanged += batch.unchanged
+            self.run.cursor = batch.cursor
             apply_rewrites(rewrites)
             ours = RetierRun.objects.filter(
                 pk=self.run.pk, status=Status.RUNNING, worker=holder
             ).update(updated_at=timezone.now(), **self.progress())
-        return len(files) < BATCH, bool(ours)
+        batch.saved = True
+        self.finished = batch.last
+        return bool(ours)
+
+    def salvage(self, *batches: _Batch | None) -> None:
+        """The rows of the files that batches not saved did write (the writes not
+        started are called off; those running are waited for, SALVAGE_WAIT s at
+        most); the run's cursor and counters stay, so a run carried on decides those
+        files again, and finds them as decided. Never raises: the run is stopping."""
+        for batch in batches:
+            if batch is None or batch.saved:
+                continue
+            try:
+                for write in batch.writes:
+                    write.cancel()
+                futures.wait(batch.writes, timeout=SALVAGE_WAIT)
+                rewrites = []
+                for i, write in enumerate(batch.writes):
+                    if not write.done() or write.cancelled() or write.exception() is not None:
+                        continue
+                    for (pk, changed), (_, written) in zip(
+                        batch.rewritten[i * CHUNK : (i + 1) * CHUNK], write.result(), strict=True
+                    ):
+                        if written is not None:
+                            rewrites.append(Rewrite(pk, changed, *written))
+                apply_rewrites(rewrites)
+                batch.saved = True
+            except BaseException:  # stopping anyway (a second Ctrl+C too): the next scan catches up
+                log.exception("retier #%s: the rows of a batch written were not saved", self.run.pk)
 
     def decide(
         self,

@@ -28,19 +28,32 @@ def write(job: Write) -> tuple[str, Written | None]:
     "" and the file as written). Atomic and audio-safe (tagging.writers.write_tags,
     which also refuses a file that changes while it writes).
 
-    The written file's tags are read back here, in the writer's process, for their
-    digest (library.metadata.read_file's, so the next scan sees them unchanged); the
-    retier sets the rows from the values it wrote (library.rows.apply_rewrites)."""
+    The digest is that of the written file's tags (library.metadata.read_file's, so
+    the next scan sees them unchanged), taken from the parse that verified the write:
+    the file is not read again. The retier sets the rows from the values it wrote
+    (library.rows.apply_rewrites)."""
     path, (size, mtime_ns), tags, moods, namespace = job
     try:
         st = tagfiles.stat_regular_file(Path(path))
         if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
             return CHANGED, None
-        writers.write_tags(Path(path), tags, namespace, moods)
-        st = os.stat(path)
+        written = writers.write_tags(Path(path), tags, namespace, moods)
+        if written is None:  # it held these values already: nothing written, read it
+            st = os.stat(path)
+            info = metadata.read_file(path, st, namespace)
+        else:
+            st = written.stat
+            info = metadata.read_file(path, st, namespace, parsed=written.audio)
     except (tagfiles.TagWriteError, writers.InvalidTagsError, OSError) as exc:
         return str(exc), None
-    info = metadata.read_file(path, st, namespace)
-    # A file that does not read back (it changed again at once) gets no digest: the
-    # next scan that reads it replaces its rows.
+    # A file that does not read back gets no digest: the next scan that reads it
+    # replaces its rows.
     return "", (st.st_size, st.st_mtime_ns, st.st_ctime_ns, "" if info.error else info.tags_digest)
+
+
+def write_all(jobs: list[Write]) -> list[tuple[str, Written | None]]:
+    """`write` for each job, in order (a writer's share of a batch). The folders'
+    fsyncs (the renames made durable) are done once per folder at the end, before the
+    results go back to the retier, which then updates the rows."""
+    with writers.folder_syncs_deferred():
+        return [write(job) for job in jobs]

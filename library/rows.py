@@ -304,17 +304,19 @@ def apply_rewrites(files: list[Rewrite]) -> int:
     has none (the scores, the model set and the audio are as they were)."""
     if not files:
         return 0
-    wanted = {key for rewrite in files for key in rewrite.values}
+    wanted = {key[:255] for rewrite in files for key in rewrite.values}
     stored: dict[tuple[int, str], list[tuple[int, str]]] = defaultdict(list)
-    found = TagValue.objects.filter(
-        file_id__in=[rewrite.file_id for rewrite in files], key__in=[k[:255] for k in wanted]
-    )
+    # By file only, the keys picked here: with `key IN (...)` too, SQLite's planner
+    # takes the (key, number) index and reads those keys' rows of the whole library,
+    # every batch (33 ms a batch at 1,000 files, growing with the library; 7 ms so).
+    found = TagValue.objects.filter(file_id__in=[rewrite.file_id for rewrite in files])
     now = timezone.now()
     with transaction.atomic():
         for pk, file_id, key, value in found.order_by("id").values_list(
             "id", "file_id", "key", "value"
         ):
-            stored[file_id, key].append((pk, value))
+            if key in wanted:
+                stored[file_id, key].append((pk, value))
         gone: list[int] = []
         new: list[tuple] = []
         for rewrite in files:

@@ -4,12 +4,18 @@ Nomarr writes model scores into users' music files. Those files are the
 user's data, not ours, so every write follows the same rules:
 
 * Only Nomarr's own keys (``f"{namespace}_..."``) and, on request, the standard
-  MOOD tag are changed. Every other tag and all cover art stay as they were.
+  MOOD tag are changed, and a standard field of ``FILLABLE`` (GENRE) is set, on
+  request, in a file that has none. Every other tag and all cover art stay as they
+  were.
 * The audio bytes are never touched: mutagen only rewrites tag blocks/chunks.
 * A file is never left half-written. Tags are written into a temporary copy in
   the same directory, the copy is fsync'ed and re-parsed, and only then is it
   atomically renamed over the original (``os.replace``). If anything fails, the
   copy is removed and the original is left byte-for-byte untouched.
+* The file is parsed twice, not more: once before (the checks, and the tags that
+  are edited and saved into the copy) and once to verify the copy; that second
+  parse is handed back (``Written``), so a caller that wants the written tags (the
+  library's digest) does not read the file a third time.
 * If the file changed while we were working on it (another tagger, a sync
   client), we refuse instead of silently discarding the other change.
 * A file that cannot be written (read-only, in a read-only folder or file
@@ -30,13 +36,15 @@ import os
 import shutil
 import stat
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import mutagen
-from mutagen.id3 import ID3, TMOO, TXXX, Encoding
+from mutagen.id3 import ID3, TMOO, TXXX, Encoding, Frames
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm, MP4Tags
 from mutagen.mp4._atom import Atoms
 from mutagen.ogg import OggFileType
@@ -61,9 +69,12 @@ from tagging.tagfiles import (
 )
 
 __all__ = [
+    "FILLABLE",
     "InvalidTagsError",
     "TagWriteError",
+    "Written",
     "check_can_write",
+    "folder_syncs_deferred",
     "remove_stale_temps",
     "write_tags",
 ]
@@ -73,6 +84,27 @@ _ANY_WRITE_BIT = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 #: A container whose header declares this much more audio than the file holds
 #: is treated as truncated (see ``_check_not_truncated``).
 _TRUNCATION_RATIO = 0.9
+
+#: The standard fields ``write_tags`` may fill (its ``fill``) in a file that has none,
+#: and where each container keeps them: the ID3 frame, the Vorbis comment, the MP4
+#: atoms (the first is written; any of them holding a value counts as a value).
+FILLABLE: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "genre": ("TCON", "GENRE", ("\xa9gen", "gnre")),
+}
+
+
+@dataclass(frozen=True)
+class Written:
+    """A file ``write_tags`` wrote, as it wrote it.
+
+    ``stat``: the written file's own stat, taken through the temp copy's descriptor
+    right after the rename (so it describes the bytes written, ctime included, even
+    if another program replaced the path a moment later). ``audio``: the written
+    bytes as the verification parsed them (the same type as the original's), whose
+    tags are the file's tags."""
+
+    stat: os.stat_result
+    audio: mutagen.FileType
 
 
 # --------------------------------------------------------------------------
@@ -100,7 +132,8 @@ def write_tags(
     tags: dict[str, list[str]],
     namespace: str,
     moods: list[str] | None,
-) -> None:
+    fill: Mapping[str, list[str]] | None = None,
+) -> Written | None:
     """Replace all of Nomarr's keys in the file with ``tags``, safely.
 
     Every key in the file starting with ``f"{namespace}_"`` (case-insensitive)
@@ -114,6 +147,11 @@ def write_tags(
     (an empty list removes it); None leaves MOOD alone, for users who manage
     MOOD themselves.
 
+    ``fill`` ({field: values}, fields of ``FILLABLE``: ``{"genre": ["Jazz"]}``) sets
+    a standard field only where the file has no value for it: a field the file
+    holds (any non-blank value) is left exactly as it is, never overwritten. None
+    (the default) fills nothing.
+
     Every other tag and all cover art stay exactly as they were and the audio
     bytes are never modified. The write goes through a temporary copy in the
     same directory that is atomically renamed over the original, so the file
@@ -121,29 +159,39 @@ def write_tags(
     these values nothing is written (so its mtime does not change and library
     scanners are not triggered for nothing).
 
+    Returns the file as written (``Written``: its stat and its verified parse), or
+    None when nothing was written.
+
     Raises:
-        InvalidTagsError: ``tags``/``namespace``/``moods`` are malformed (a
+        InvalidTagsError: ``tags``/``namespace``/``moods``/``fill`` are malformed (a
             caller bug; also a ValueError); the file is not touched.
         TagWriteError: the file could not be tagged; it is left unchanged.
     """
     prefix = key_prefix(namespace)
     wanted = _normalize_tags(tags, prefix)
     wanted_moods = _normalize_values("MOOD", moods) if moods is not None else None
+    wanted_fill = _normalize_fill(fill)
 
     path = Path(path)
     before, real, original = _preflight(path)
     directory = real.parent
     remove_abandoned_in(directory)  # what killed writers left here
-    if tags_in(original, namespace) == wanted and (
-        wanted_moods is None or moods_in(original) == wanted_moods
+    wanted_fill = {f: v for f, v in wanted_fill.items() if not _field_values(original, f)}
+    if (
+        tags_in(original, namespace) == wanted
+        and (wanted_moods is None or moods_in(original) == wanted_moods)
+        and not wanted_fill
     ):
-        return
+        return None
 
     try:
-        with _temp_copy(real) as temp:
-            _write_into(temp, type(original), prefix, wanted, wanted_moods)
+        with _temp_copy(real) as (handle, temp):
+            _write_into(temp, original, prefix, wanted, wanted_moods, wanted_fill)
             _fsync_file(temp)
-            _verify_temp(temp, original, namespace, wanted, wanted_moods)
+            written = _parse_written(temp, original)
+            _verify_temp(written, original, namespace, wanted, wanted_moods)
+            if any(_field_values(written, f) != v for f, v in wanted_fill.items()):
+                raise TagWriteError("verification failed, a filled field does not read back")
 
             after = os.stat(real)
             if _fingerprint(after) != _fingerprint(before):
@@ -155,12 +203,44 @@ def write_tags(
             shutil.copymode(real, temp)
             _copy_owner(before, temp)
             os.replace(temp, real)  # The temp is the real file now; it stays.
+            st = os.fstat(handle.fileno())  # what was written, whatever the path names now
     except TagWriteError:
         raise
     except Exception as exc:
         raise _describe_write_failure(exc, path) from exc
 
-    fsync_directory(directory)
+    _sync_folder(directory)
+    return Written(st, written)
+
+
+@contextmanager
+def folder_syncs_deferred() -> Iterator[None]:
+    """Inside the block, ``write_tags`` leaves the fsync of the folders it renamed
+    files in (which makes the renames durable) to the block's end, once per folder
+    instead of once per file. Each file's own bytes are still fsync'ed before its
+    rename, so a crash leaves every file old or new, never half-written; only which
+    of the two it is is known at the block's end: record the writes after it. The
+    folders are synced at the end however the block ends."""
+    folders: set[Path] = set()
+    token = _deferred_folders.set(folders)
+    try:
+        yield
+    finally:
+        _deferred_folders.reset(token)
+        for folder in sorted(folders):
+            fsync_directory(folder)
+
+
+#: The folders ``folder_syncs_deferred`` syncs at its end (None: sync at once).
+_deferred_folders: ContextVar[set[Path] | None] = ContextVar("_deferred_folders", default=None)
+
+
+def _sync_folder(directory: Path) -> None:
+    folders = _deferred_folders.get()
+    if folders is None:
+        fsync_directory(directory)
+    else:
+        folders.add(directory)
 
 
 def remove_stale_temps(path: Path) -> int:
@@ -213,6 +293,41 @@ def _normalize_tags(tags: dict[str, list[str]], prefix: str) -> dict[str, list[s
         if values:
             result[key] = values
     return result
+
+
+def _normalize_fill(fill: Mapping[str, list[str]] | None) -> dict[str, list[str]]:
+    """The fields to fill where empty, checked before touching the file: fields of
+    FILLABLE (lowercase), values as for any tag; a field with no value is dropped."""
+    if fill is None:
+        return {}
+    if not isinstance(fill, Mapping):
+        raise InvalidTagsError(f"fill must map fields to values, got {fill!r}")
+    result: dict[str, list[str]] = {}
+    for raw_field, raw_values in fill.items():
+        field = raw_field.lower() if isinstance(raw_field, str) else raw_field
+        if field not in FILLABLE:
+            raise InvalidTagsError(
+                f"cannot fill {raw_field!r}: only {', '.join(sorted(FILLABLE))} can be filled"
+            )
+        values = [v for v in _normalize_values(raw_field, raw_values) if v.strip()]
+        if values:
+            result[field] = values
+    return result
+
+
+def _field_values(audio: mutagen.FileType, field: str) -> list[str]:
+    """The non-blank values a standard field of FILLABLE has in an opened file."""
+    id3_frame, vorbis_name, mp4_atoms = FILLABLE[field]
+    tags: Any = audio.tags
+    if tags is None:
+        return []
+    if isinstance(audio, ID3_TYPES):
+        values = [str(t) for frame in tags.getall(id3_frame) for t in frame.text]
+    elif isinstance(audio, VORBIS_TYPES):
+        values = [value for name, value in tags if name.lower() == vorbis_name.lower()]
+    else:
+        values = [str(v) for atom in mp4_atoms for v in tags.get(atom, [])]
+    return [value for value in values if value.strip()]
 
 
 def _fingerprint(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -374,10 +489,10 @@ def _temp_prefix(target: Path) -> str:
 
 
 @contextmanager
-def _temp_copy(source: Path) -> Iterator[Path]:
+def _temp_copy(source: Path) -> Iterator[tuple[BinaryIO, Path]]:
     """A locked copy of the file, ``.nomarr-<name>.*.tmp`` (``nomarr_site.atomic``)
-    in the same directory (same file system, so ``os.replace`` is atomic); removed
-    at the end unless it was renamed over the file."""
+    in the same directory (same file system, so ``os.replace`` is atomic), and its
+    open descriptor; removed at the end unless it was renamed over the file."""
     directory = source.parent
     with ExitStack() as stack:
         try:
@@ -388,44 +503,65 @@ def _temp_copy(source: Path) -> Iterator[Path]:
                 f"there: {exc.strerror}); {source.name} was left unchanged"
             ) from exc
         _copy_bytes(source, handle)
-        yield temp
+        yield handle, temp
+
+
+#: copy_file_range's errors that mean "not here" (an old kernel, a file system that
+#: cannot): the bytes are then read and written by this process.
+_NO_KERNEL_COPY = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM}
 
 
 def _copy_bytes(source: Path, handle: BinaryIO) -> None:
+    """Copy the whole file into the (empty) temp copy: by the kernel where it can
+    (``copy_file_range``: the bytes do not pass through this process, and a file
+    system with shared extents may share them), else read and written here."""
+    handle.flush()
     with open(source, "rb") as src:
-        shutil.copyfileobj(src, handle, 1024 * 1024)
+        copied = 0
+        try:
+            while step := os.copy_file_range(src.fileno(), handle.fileno(), 1 << 30):
+                copied += step
+        except OSError as exc:
+            if copied or exc.errno not in _NO_KERNEL_COPY:
+                raise
+            shutil.copyfileobj(src, handle, 1024 * 1024)
     handle.flush()
 
 
 def _write_into(
     temp: Path,
-    kind: type[mutagen.FileType],
+    audio: mutagen.FileType,
     prefix: str,
     wanted: dict[str, list[str]],
     moods: list[str] | None,
+    fill: dict[str, list[str]],
 ) -> None:
-    """Apply the new tags to the temp copy with mutagen, read as the original's
-    format (its content's, see ``tagging.tagfiles.parse_audio``)."""
-    audio = kind(temp)
+    """Apply the new tags to the original's parse (the temp copy holds the same
+    bytes, so it is not parsed again) and save them into the temp copy with mutagen,
+    which rewrites only the copy's tag blocks; the original is not written."""
     if audio.tags is None:
         audio.add_tags()
     tags: Any = audio.tags  # mutagen types it as None; each group has its own class
 
     if isinstance(audio, ID3_TYPES):
-        _apply_id3(tags, prefix, wanted, moods)
-        audio.save(v2_version=4)
+        _apply_id3(tags, prefix, wanted, moods, fill)
+        audio.save(temp, v2_version=4)
     elif isinstance(audio, VORBIS_TYPES):
-        _apply_vorbis(tags, prefix, wanted, moods)
-        audio.save()
+        _apply_vorbis(tags, prefix, wanted, moods, fill)
+        audio.save(temp)
     elif isinstance(audio, MP4_TYPES):
-        _apply_mp4(tags, prefix, wanted, moods)
-        audio.save()
+        _apply_mp4(tags, prefix, wanted, moods, fill)
+        audio.save(temp)
     else:  # pragma: no cover - open_audio already refused it
         raise TagWriteError(f"unsupported format {type(audio).__name__}")
 
 
 def _apply_id3(
-    tags: ID3, prefix: str, wanted: dict[str, list[str]], moods: list[str] | None
+    tags: ID3,
+    prefix: str,
+    wanted: dict[str, list[str]],
+    moods: list[str] | None,
+    fill: dict[str, list[str]],
 ) -> None:
     for frame in list(tags.getall("TXXX")):
         if frame.desc.lower().startswith(prefix):
@@ -436,6 +572,10 @@ def _apply_id3(
         tags.delall("TMOO")
         if moods:
             tags.add(TMOO(encoding=Encoding.UTF8, text=moods))
+    for field, values in fill.items():  # fields the file has no value for (write_tags)
+        frame_id = FILLABLE[field][0]
+        tags.delall(frame_id)  # a blank frame
+        tags.add(Frames[frame_id](encoding=Encoding.UTF8, text=values))
 
 
 def _apply_vorbis(
@@ -443,12 +583,15 @@ def _apply_vorbis(
     prefix: str,
     wanted: dict[str, list[str]],
     moods: list[str] | None,
+    fill: dict[str, list[str]],
 ) -> None:
     # Vorbis comments are a list of (name, value) pairs; editing the list in
     # place keeps the order of the foreign fields exactly as it was.
+    filled = {FILLABLE[field][1].lower() for field in fill}  # blank in the file
+
     def keep(name: str) -> bool:
         lowered = name.lower()
-        if lowered.startswith(prefix):
+        if lowered.startswith(prefix) or lowered in filled:
             return False
         return not (moods is not None and lowered == "mood")
 
@@ -457,10 +600,16 @@ def _apply_vorbis(
         tags.extend((key.upper(), value) for value in values)
     if moods:
         tags.extend(("MOOD", mood) for mood in moods)
+    for field, values in fill.items():
+        tags.extend((FILLABLE[field][1], value) for value in values)
 
 
 def _apply_mp4(
-    tags: MP4Tags, prefix: str, wanted: dict[str, list[str]], moods: list[str] | None
+    tags: MP4Tags,
+    prefix: str,
+    wanted: dict[str, list[str]],
+    moods: list[str] | None,
+    fill: dict[str, list[str]],
 ) -> None:
     for atom in list(tags.keys()):
         name = mp4_freeform_name(atom)
@@ -472,6 +621,10 @@ def _apply_mp4(
         tags[f"{MP4_FREEFORM_PREFIX}{key}"] = _mp4_values(values)
     if moods:
         tags[MP4_MOOD_KEY] = _mp4_values(moods)
+    for field, values in fill.items():  # its atoms hold nothing but blanks
+        for atom in FILLABLE[field][2]:
+            tags.pop(atom, None)
+        tags[FILLABLE[field][2][0]] = list(values)
 
 
 def _mp4_values(values: list[str]) -> list[MP4FreeForm]:
@@ -486,19 +639,23 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def _parse_written(temp: Path, original: mutagen.FileType) -> mutagen.FileType:
+    """The temp copy, parsed afresh from its bytes as the original's format."""
+    try:
+        return type(original)(temp)
+    except Exception as exc:
+        raise TagWriteError(f"verification failed, written copy does not parse ({exc})") from exc
+
+
 def _verify_temp(
-    temp: Path,
+    written: mutagen.FileType,
     original: mutagen.FileType,
     namespace: str,
     wanted: dict[str, list[str]],
     moods: list[str] | None,
 ) -> None:
-    """Re-parse the temp copy: it must still be the same kind of audio with the
+    """The temp copy as parsed afresh must still be the same kind of audio with the
     same duration and carry exactly the tags we meant to write."""
-    try:
-        written = type(original)(temp)
-    except Exception as exc:
-        raise TagWriteError(f"verification failed, written copy does not parse ({exc})") from exc
     if abs(_duration(written) - _duration(original)) > 0.05:
         raise TagWriteError("verification failed, audio duration changed")
     if tags_in(written, namespace) != wanted:

@@ -114,6 +114,19 @@ def expected_tiers(path: Path) -> dict[str, list[str]]:
     return decision.tags(keys.namespace())
 
 
+def assert_rows_as_read(path: Path) -> None:
+    """The file's rows are exactly what a full read of it gives, digest and stat too."""
+    st = path.stat()
+    info = metadata.read_file(str(path), st, keys.namespace())
+    row = LibraryFile.objects.get(path=str(path))
+    read: dict[str, list[str]] = {}
+    for key, value in info.tags:
+        read.setdefault(key, []).append(value)
+    assert row.tag_dict() == read
+    assert (row.size, row.mtime_ns, row.ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    assert row.tags_digest == info.tags_digest
+
+
 def test_with_the_rules_unchanged_retier_rewrites_nothing(files, capsys):
     before = {name: (path.stat().st_mtime_ns, file_tags(path)) for name, path in files.items()}
     runs = pipeline.Counters.model_runs
@@ -183,19 +196,7 @@ def test_after_a_retier_the_rows_are_what_reading_the_files_gives(files, setting
     run = retier.carry_out(retier.start())
     assert run.changed == 2
     for path in files.values():
-        st = path.stat()
-        info = metadata.read_file(str(path), st, keys.namespace())
-        row = LibraryFile.objects.get(path=str(path))
-        read: dict[str, list[str]] = {}
-        for key, value in info.tags:
-            read.setdefault(key, []).append(value)
-        assert row.tag_dict() == read
-        assert (row.size, row.mtime_ns, row.ctime_ns) == (
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-        )
-        assert row.tags_digest == info.tags_digest
+        assert_rows_as_read(path)
     ids = sorted(TagValue.objects.values_list("id", flat=True))
     assert scan().read == 0  # the stat matches: nothing to read
     full = scan(full=True)
@@ -230,11 +231,18 @@ def test_an_interrupted_retier_carries_on_after_its_cursor(files, settings, monk
     run = RetierRun.objects.get()
     first = LibraryFile.objects.order_by("pk").first()
     assert (run.status, run.checked, run.cursor) == ("interrupted", 1, first.pk)
+    # The second file's write had started with the first batch's save (the batches
+    # overlap): it is written, and its rows say so, though the cursor is not past it.
+    for path in files.values():
+        assert_rows_as_read(path)
 
     resumed = retier.start()
     assert resumed.pk == run.pk
     done = retier.carry_out(resumed)
     assert (done.status, done.checked, done.total) == ("done", 2, 2)
+    assert (done.changed, done.unchanged, done.errors) == (1, 1, 0)  # found as decided
+    for path in files.values():
+        assert tiers(file_tags(path)) == {k: v for k, v in expected_tiers(path).items() if v}
 
     # Another rule (raw scores again) does not carry on an interrupted run: it starts over.
     with pytest.raises(KeyboardInterrupt):
