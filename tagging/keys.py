@@ -10,6 +10,10 @@ Every key Nomarr owns starts with the namespace (NOMARR_NAMESPACE, `nom`) and `_
 * `nom_<field>_suggested`: a value suggested for a standard field the file lacks
   (`nom_genre_suggested`, from a tag taught on the library's own genres).
 
+The pipeline writes a file's keys afresh on each (re-)tag; the keys it does not
+produce but another part of Nomarr wrote (a suggestion, a taught tag's keys) are
+kept (`is_kept_on_retag`).
+
 `<model>` and `<label>` are slugs: lowercase letters and digits joined by single
 underscores, so `__` never occurs inside one and the first `__` of a key always ends
 the model. A score or tier key therefore always holds `__` and the other two never do,
@@ -21,7 +25,7 @@ and every app asks it rather than spelling a key itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal, NamedTuple
 
 from django.conf import settings
@@ -160,6 +164,24 @@ def suggestion_key(field: str, namespace: str | None = None) -> str:
     if not part:
         raise ValueError(f"no key can name the field {field!r}")
     return f"{prefix(namespace)}{part}{SUGGESTED_SUFFIX}"
+
+
+#: The kinds of key the pipeline never produces, which a re-tag therefore keeps: their
+#: values come from elsewhere (a suggestion, from teaching on the library's genres).
+KEPT_ON_RETAG: frozenset[KeyKind] = frozenset({"suggestion"})
+
+
+def is_kept_on_retag(key: str, owned: Collection[str] = (), namespace: str | None = None) -> bool:
+    """Whether a re-tag (the pipeline writing a file's keys afresh) keeps this key of
+    the file when it does not produce it itself: a key of a kind in KEPT_ON_RETAG, or
+    one of `owned`, the keys other owners answer for (a taught tag's, not saved as a
+    head: tagging.signals.retag_keeps). A key the pipeline produces is replaced by
+    its new value whatever this says; any other key of the namespace (an old model's)
+    is dropped."""
+    if key in owned:
+        return True
+    parsed = parse(key, namespace)
+    return parsed is not None and parsed.kind in KEPT_ON_RETAG
 
 
 def parse(key: str, namespace: str | None = None) -> ParsedKey | None:

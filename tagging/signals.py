@@ -21,6 +21,13 @@ A receiver returns the calibration it holds, `{score key: (p5, p95)}` (the libra
 returns its last calibration); the pipeline decides on their union. A receiver that
 raises fails the file (its tiers would be wrong), so it raises only when it cannot tell.
 
+`retag_keeps` (no arguments) is sent by the pipeline before it writes a file's tags
+afresh (tagging.pipeline.tag_file). A receiver returns the keys it owns that the
+pipeline does not produce (teach returns its taught tags' keys); a re-tag keeps those
+the file holds (tagging.keys.is_kept_on_retag), as it keeps the suggestions. A
+receiver that raises fails the file (a re-tag would drop what it owns).
+`retag_kept_keys()` asks and gives the union.
+
 `serve_starting` (no arguments) is sent by `manage.py serve` once the database is
 migrated, before the web server and workers start. A receiver may return a line
 for the person starting Nomarr (accounts returns the first admin's password, which
@@ -29,7 +36,14 @@ is printed once and stored nowhere else); serve prints every line it gets.
 
 from django.dispatch import Signal
 
-__all__ = ["calibration_wanted", "file_tagged", "serve_starting", "workers_started"]
+__all__ = [
+    "calibration_wanted",
+    "file_tagged",
+    "retag_keeps",
+    "retag_kept_keys",
+    "serve_starting",
+    "workers_started",
+]
 
 #: Sent with path=str and result=FileResult after a job wrote a file's tags.
 file_tagged = Signal()
@@ -43,3 +57,16 @@ serve_starting = Signal()
 #: Sent by the pipeline before it decides tiers on calibrated scores; receivers return
 #: {score key: (p5, p95)}.
 calibration_wanted = Signal()
+
+#: Sent by the pipeline before it writes a file's tags afresh; receivers return the keys
+#: they own (an iterable of str) that a re-tag keeps.
+retag_keeps = Signal()
+
+
+def retag_kept_keys() -> frozenset[str]:
+    """The keys retag_keeps' receivers own, together."""
+    owned: set[str] = set()
+    for _receiver, reply in retag_keeps.send(sender=retag_keeps):
+        if reply:
+            owned.update(str(key) for key in reply)
+    return frozenset(owned)

@@ -7,3 +7,10 @@ class TeachConfig(AppConfig):
 
     name = "teach"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """A re-tag by the pipeline keeps the taught tags' keys (tagging.signals)."""
+        from tagging.signals import retag_keeps
+        from teach.learning import owned_keys
+
+        retag_keeps.connect(owned_keys, dispatch_uid="nomarr-teach-owned-keys")

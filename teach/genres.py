@@ -4,8 +4,11 @@ The same learning as a taught tag (teach/learning.py), with one class per genre:
 class-balanced multinomial logistic regression on the stored mean embeddings of the
 files that have a genre (their first value), cross-validated first. The genres with
 fewer than MIN_PER_SIDE analysed files are left out. The suggestion is written as
-`nom_genre_suggested` into the analysed files that have no genre, and never into
-GENRE: the user's own tags stay theirs.
+`nom_genre_suggested` into the analysed files that have no genre, and into GENRE
+only when asked (`write(..., genre=True)`: the page's "GENRE too" button, which asks
+first, or `manage.py teach genres --write-genre`), and then only in a file that has
+no GENRE when it is written: a genre the user gave is never overwritten. A re-tag
+keeps the suggestion (tagging.keys.is_kept_on_retag).
 """
 
 from __future__ import annotations
@@ -119,11 +122,14 @@ def learn() -> Suggestions:
     )
 
 
-def write(suggestions: Suggestions) -> Written:
-    """Write nom_genre_suggested into each file without a genre; GENRE is not touched."""
+def write(suggestions: Suggestions, genre: bool = False) -> Written:
+    """Write nom_genre_suggested into each file without a genre; with genre, the
+    suggestion into GENRE too, in the files that have no GENRE (those that do keep
+    theirs). Without genre, GENRE is not touched."""
     key = suggested_key()
     return write_into(
         suggestions.file_ids,
         lambda index: {key: [suggestions.suggested[index]]},
         [key],
+        fill_of=(lambda index: {"genre": [suggestions.suggested[index]]}) if genre else None,
     )

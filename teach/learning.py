@@ -11,7 +11,13 @@ the weights are kept with the standardisation folded in, so a score is
 It shows the cross-validated accuracy and the library's most and least confident
 tracks before anything is written. `apply` then writes the scores and tiers into
 every analysed file, through tagging/writers.py (only this tag's keys change; every
-other tag stays), and refreshes the file's library rows (library/rows.py).
+other tag stays), and refreshes the file's library rows (library/rows.py). The tiers
+are decided as every key's (tagging.pipeline.decide, on the calibrated scores when
+NOMARR_TIER_SCORES=calibrated: tagging.pipeline.tier_calibration).
+
+A re-tag by the pipeline keeps a taught tag's keys in the files (`owned_keys`, the
+receiver of tagging.signals.retag_keeps); once the tag is saved as a head, the
+pipeline gives them afresh.
 
 The keys are those of a head named `<tag>-<backbone>` with the classes `<tag>` and
 `non_<tag>` (tagging/keys.py): `nom_<tag>_<backbone>__<tag>` and its `__tier`, the
@@ -375,19 +381,35 @@ def current_coefficients(tag: TaughtTag) -> tuple[np.ndarray, float]:
 # --- writing into the files -----------------------------------------------------------
 
 
-def tags_for(name: str, backbone: str, score: float) -> dict[str, list[str]]:
+def tags_for(
+    name: str, backbone: str, score: float, calibration: pipeline.Calibration | None = None
+) -> dict[str, list[str]]:
     """The tags a score gives: each class's score and tier, decided as the pipeline
-    decides a two-class head's (tagging.pipeline.describe)."""
+    decides a two-class head's (tagging.pipeline.describe, which decides by
+    tagging.pipeline.decide on calibration's bounds: tier_calibration() gives those
+    tiers are decided on now, None for the raw scores)."""
     head = catalog.Head(stem=head_stem(name, backbone), labels=labels(name), backbone=backbone)
-    described = pipeline.describe([(head, np.array([score, 1.0 - score]))], keys.namespace(), "")
+    described = pipeline.describe(
+        [(head, np.array([score, 1.0 - score]))], keys.namespace(), "", calibration
+    )
     wanted = set(tag_keys(name, backbone))
     return {key: values for key, values in described.tags.items() if key in wanted}
+
+
+def owned_keys(**kwargs: object) -> list[str]:
+    """The receiver of tagging.signals.retag_keeps: every taught tag's keys (under the
+    backbone it was learned from), which a re-tag keeps in the files."""
+    owned: list[str] = []
+    for name, backbone in TaughtTag.objects.exclude(backbone="").values_list("name", "backbone"):
+        owned.extend(tag_keys(name, backbone))
+    return owned
 
 
 @dataclass
 class Written:
     written: int = 0  # files whose tags changed (or were already right)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    filled: int = 0  # files whose standard field (GENRE) was filled, when asked
 
 
 def write_into(
@@ -395,10 +417,14 @@ def write_into(
     tags_of: Callable[[int], dict[str, list[str]]],
     own_keys: list[str],
     progress: Callable[[int, int], None] | None = None,
+    fill_of: Callable[[int], dict[str, list[str]]] | None = None,
 ) -> Written:
     """Write into each file (file_ids[i]) the tags `tags_of(i)`, replacing own_keys and
-    keeping every other tag, then refresh its library rows. A file that cannot be
-    written is reported and left as it was; the others go on."""
+    keeping every other tag, then refresh its library rows. With fill_of, the
+    standard fields `fill_of(i)` ({"genre": [...]}) are set in the files that have
+    none (tagging.writers.write_tags' fill: a value the file holds is never
+    overwritten). A file that cannot be written is reported and left as it was; the
+    others go on."""
     namespace = keys.namespace()
     result = Written()
     index_of = {int(file_id): i for i, file_id in enumerate(file_ids.tolist())}
@@ -410,9 +436,12 @@ def write_into(
             current = tagfiles.read_tags(path, namespace)
             merged = {k: v for k, v in current.items() if k not in own_keys}
             merged.update(tags_of(index_of[file.pk]))
-            writers.write_tags(path, merged, namespace, None)
-            refresh_file(path)
+            fill = fill_of(index_of[file.pk]) if fill_of else None
+            writers.write_tags(path, merged, namespace, None, fill=fill)
+            row = refresh_file(path)
             result.written += 1
+            if fill and row is not None and _filled(file, row, fill):
+                result.filled += 1
         except (OutsideLibrary, OSError, writers.TagWriteError) as exc:
             result.failed.append((file.path, str(exc)))
             log.warning("cannot write into %s: %s", file.path, exc)
@@ -421,14 +450,25 @@ def write_into(
     return result
 
 
+def _filled(before: LibraryFile, after: LibraryFile, fill: dict[str, list[str]]) -> bool:
+    """Whether a write filled a field: the row had none and now holds what was asked
+    (the library's column of the field, its values joined as the library joins them)."""
+    return any(
+        not getattr(before, name, "") and getattr(after, name, None) == "; ".join(values)
+        for name, values in fill.items()
+    )
+
+
 def apply(tag: TaughtTag, progress: Callable[[int, int], None] | None = None) -> Written:
-    """Write the tag's scores and tiers into every analysed file, no model run."""
+    """Write the tag's scores and tiers into every analysed file, no model run; the
+    tiers decided as every key's now (raw or calibrated scores)."""
     weights, bias = current_coefficients(tag)
     ids, matrix = embeddings()
     scores = probabilities(matrix, weights, bias)
+    calibration = pipeline.tier_calibration()
     result = write_into(
         ids,
-        lambda i: tags_for(tag.name, tag.backbone, float(scores[i])),
+        lambda i: tags_for(tag.name, tag.backbone, float(scores[i]), calibration),
         tag_keys(tag.name, tag.backbone),
         progress,
     )

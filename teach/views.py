@@ -16,6 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from library.models import LibraryFile
+from nomarr_site import confirm
 from sonic.index import search_backbone
 from teach import examples, genres, heads, learning, tasks
 from teach.models import Example, TaughtTag
@@ -84,7 +85,11 @@ def tag_page(request: HttpRequest, name: str) -> HttpResponse:
     tag = get_object_or_404(TaughtTag, name=name)
     if request.method == "POST" and request.POST.get("action") == "delete":
         tag.delete()
-        messages.success(request, f"{name} forgotten (tags already written stay in the files).")
+        messages.success(
+            request,
+            f"{name} forgotten (tags already written stay in the files until they are "
+            "tagged again).",
+        )
         return redirect("teach:index")
     return render(request, "teach/tag.html", _tag_context(tag))
 
@@ -176,9 +181,19 @@ def mark(request: HttpRequest, file_id: int) -> HttpResponse:
     return render(request, template, context)
 
 
+GENRE_QUESTION = (
+    "Write each suggested genre into the GENRE tag of the files that have none? Files "
+    "with a genre keep theirs; GENRE is the files' own tag, shown by every player."
+)
+
+
 def genre_suggestions(request: HttpRequest) -> HttpResponse:
-    """Genres learned from the library's own GENRE values: preview (GET), write (POST)."""
+    """Genres learned from the library's own GENRE values: preview (GET), write (POST:
+    the suggestion key; with genre=yes, asked first, into GENRE too where it is empty)."""
     context: dict = {"key": genres.suggested_key()}
+    into_genre = request.method == "POST" and request.POST.get("genre") == "yes"
+    if into_genre and not confirm.confirmed(request):
+        return confirm.ask(request, GENRE_QUESTION, "Yes, write GENRE", reverse("teach:genres"))
     if request.method == "POST" or request.GET.get("preview"):
         try:
             found = genres.learn()
@@ -187,10 +202,15 @@ def genre_suggestions(request: HttpRequest) -> HttpResponse:
             return render(request, "teach/genres.html", context, status=400)
         context["found"], context["sample"] = found, found.sample()
         if request.method == "POST":
-            written = genres.write(found)
+            written = genres.write(found, genre=into_genre)
             messages.success(
                 request,
                 f"{genres.suggested_key()} written into {written.written} files without a genre"
+                + (
+                    f"; GENRE written into {written.filled} of them (the others have one)"
+                    if into_genre
+                    else ""
+                )
                 + (f"; {len(written.failed)} failed" if written.failed else ""),
             )
             return redirect("teach:genres")

@@ -12,7 +12,7 @@ class Command(BaseCommand):
     help = (
         "Teach a tag by example from the stored embeddings (no model runs): "
         "new NAME, add NAME --yes|--no SOURCE WHERE [VALUE], train NAME, apply NAME, "
-        "save-head NAME, list, genres [--write]."
+        "save-head NAME, list, genres [--write] [--write-genre]."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,6 +31,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--write", action="store_true", help="genres: write nom_genre_suggested"
         )
+        parser.add_argument(
+            "--write-genre",
+            action="store_true",
+            help="genres: write nom_genre_suggested, and the suggestion into GENRE of the "
+            "files that have none (a genre a file has stays)",
+        )
 
     def handle(self, *args, **options) -> None:
         action, name = options["action"], options["name"]
@@ -43,7 +49,7 @@ class Command(BaseCommand):
                     )
                 return
             if action == "genres":
-                self._genres(options["write"])
+                self._genres(options["write"] or options["write_genre"], options["write_genre"])
                 return
             if action == "new":
                 tag = TaughtTag.objects.create(name=learning.check_name(name))
@@ -93,7 +99,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {scored.score:.3f}  {scored.file.path}")
         self.stdout.write(f"nothing written yet: manage.py teach apply {tag.name}")
 
-    def _genres(self, write: bool) -> None:
+    def _genres(self, write: bool, into_genre: bool = False) -> None:
         found = genres.learn()
         self.stdout.write(
             f"cross-validated accuracy {found.accuracy:.3f} (balanced "
@@ -103,5 +109,11 @@ class Command(BaseCommand):
         for file, genre, confidence in found.sample(10):
             self.stdout.write(f"  {genre} ({confidence:.2f})  {file.path}")
         if write:
-            written = genres.write(found)
+            written = genres.write(found, genre=into_genre)
             self.stdout.write(f"{genres.suggested_key()} written into {written.written} files")
+            if into_genre:
+                self.stdout.write(
+                    f"GENRE written into {written.filled} files (those with a genre keep theirs)"
+                )
+            for path, why in written.failed:
+                self.stderr.write(f"failed {path}: {why}")
