@@ -13,10 +13,13 @@ ORM broker unless --redis), creates an API key with `create_api_key`, and measur
 - the worker alone: jobs finished a minute with the API idle, after its first job (a
   folder of files queued first, so the worker always has work);
 - one client sending POST /api/v1/tag requests one after another (new paths);
-- 200 closed-loop clients (threads with keep-alive connections, spread over client
-  processes), every request a new path: req/s, p50/p99 latency, errors (any answer
-  but 202, and failed connections), the server's CPU ms a request, and the worker's
-  jobs a minute during the load (against the idle rate);
+- 200 closed-loop clients, every request a new path: req/s, p50/p99 latency, errors
+  (any answer but 202, and failed connections), the server's CPU ms a request, the
+  load generator's own CPU ms a request, and the worker's jobs a minute during the
+  load (against the idle rate). The clients (--client asyncio, the default) are
+  coroutines in one process, each with a raw keep-alive HTTP/1.1 connection, sending
+  its next request when its last is answered; --client http.client or requests runs
+  them as threads spread over client processes (more CPU taken from the server);
 - Lidarr's Download webhook for a 30-track album, one call after another: latency.
 
 On PostgreSQL each run is made for every NOMARR_DB_POOL of --pool (0: a new connection
@@ -31,10 +34,12 @@ figures are a floor for a server whose clients are elsewhere.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -215,7 +220,93 @@ def _client_process(url, key, work, threads, barrier, results, interval, offset,
     results.put((latencies, dict(statuses), times[0], times[1]))
 
 
-CLIENT_KIND = "http.client"
+CLIENT_KIND = "asyncio"
+
+
+class Refused(Exception):
+    """An answer that is not HTTP/1.1 as the raw client reads it."""
+
+
+async def _read_answer(reader) -> int:
+    """Read one HTTP/1.1 answer off a keep-alive connection; its status code.
+    Minimal parsing: the status line, Content-Length or chunked, nothing else."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length, chunked = None, False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if chunked:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif length is not None:
+        await reader.readexactly(length)
+    else:
+        raise Refused("answer without a length on a keep-alive connection")
+    return status
+
+
+def _async_client_process(url, key, paths, clients, results, interval) -> None:
+    """All `clients` closed-loop (or open-loop, interval > 0) clients in one process:
+    asyncio, one raw keep-alive HTTP/1.1 connection each, opened before the clock
+    starts. Much less CPU a request than threads with http.client, which matters
+    because the clients share the machine's CPUs with the server. Every answer's
+    status is counted (only 202 is a success); latency from send (or from the
+    scheduled time, open loop) to the answer's last byte."""
+    parts = urlsplit(url)
+    host, port, target = parts.hostname, parts.port, parts.path
+    prefix = (
+        f"POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\nContent-Length: "
+    ).encode()
+    chunks = [paths[i::clients] for i in range(clients)]
+
+    async def main():
+        conns = [await asyncio.open_connection(host, port) for _ in range(clients)]
+        latencies: list[float] = []
+        statuses: Counter = Counter()
+        start_cpu = resource.getrusage(resource.RUSAGE_SELF)
+        begin = time.perf_counter()
+        wall_start = time.time()
+
+        async def client(n: int, reader, writer, mine: list[str]) -> None:
+            first = begin + (n / clients) * interval
+            for k, path in enumerate(mine):
+                started = time.perf_counter()
+                if interval:
+                    started = first + k * interval
+                    await asyncio.sleep(max(0.0, started - time.perf_counter()))
+                body = json.dumps({"path": path}).encode()
+                try:
+                    if writer is None:
+                        reader, writer = await asyncio.open_connection(host, port)
+                    writer.write(b"%s%d\r\n\r\n%s" % (prefix, len(body), body))
+                    statuses[await _read_answer(reader)] += 1
+                except (OSError, asyncio.IncompleteReadError, Refused, ValueError) as exc:
+                    statuses[type(exc).__name__] += 1
+                    if writer is not None:
+                        writer.close()
+                    reader = writer = None
+                    continue
+                latencies.append(time.perf_counter() - started)
+            if writer is not None:
+                writer.close()
+
+        await asyncio.gather(*(client(n, r, w, chunks[n]) for n, (r, w) in enumerate(conns)))
+        wall_end = time.time()
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        used = (cpu.ru_utime - start_cpu.ru_utime) + (cpu.ru_stime - start_cpu.ru_stime)
+        return latencies, dict(statuses), wall_start, wall_end, used
+
+    results.put(asyncio.run(main()))
 
 
 def load(base: str, key: str, paths: list[str], clients: int, rate: float = 0.0) -> dict:
@@ -224,6 +315,18 @@ def load(base: str, key: str, paths: list[str], clients: int, rate: float = 0.0)
     rate 0: closed loop (as fast as answers come); else open loop at `rate` requests
     a second in all, shared evenly by the clients."""
     interval = clients / rate if rate else 0.0
+    if CLIENT_KIND == "asyncio":
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(
+            target=_async_client_process,
+            args=(f"{base}/api/v1/tag", key, paths, clients, queue, interval),
+        )
+        proc.start()
+        lat, seen, start, end, client_cpu = _result_of(queue, [proc])
+        proc.join()
+        gathered = [(lat, seen, start, end)]
+        return _figures(gathered, rate, clients, paths, client_cpu)
     processes = max(1, min(clients, os.cpu_count() or 1, 8))
     per_process = [
         clients // processes + (1 if i < clients % processes else 0) for i in range(processes)
@@ -250,9 +353,31 @@ def load(base: str, key: str, paths: list[str], clients: int, rate: float = 0.0)
     ]
     for proc in procs:
         proc.start()
-    gathered = [results.get(timeout=600) for _ in procs]
+    gathered = [_result_of(results, procs) for _ in procs]
     for proc in procs:
         proc.join()
+    return _figures(gathered, rate, clients, paths, None)
+
+
+def _result_of(queue, procs, timeout: float = 600):
+    """The next result a client process puts on queue; SystemExit if they all died
+    without one (instead of waiting the whole timeout)."""
+    import queue as queues
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return queue.get(timeout=1)
+        except queues.Empty:
+            if not any(proc.is_alive() for proc in procs):
+                try:
+                    return queue.get(timeout=1)
+                except queues.Empty:
+                    raise SystemExit("the load's client processes died") from None
+    raise SystemExit("the load's clients did not finish in time")
+
+
+def _figures(gathered, rate, clients, paths, client_cpu) -> dict:
     latencies = sorted(x for lat, _, _, _ in gathered for x in lat)
     statuses: Counter = Counter()
     for _, seen, _, _ in gathered:
@@ -269,6 +394,9 @@ def load(base: str, key: str, paths: list[str], clients: int, rate: float = 0.0)
         "p99": percentile(latencies, 99),
         "max": latencies[-1] * 1000 if latencies else float("nan"),
         "mean": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+        # The load generator's own CPU ms a request (asyncio client only), taken from
+        # the same 2 CPUs as the server's.
+        "client_cpu": client_cpu / len(paths) * 1000 if client_cpu is not None else None,
     }
 
 
@@ -461,6 +589,8 @@ def report(runs: list[dict]) -> None:
                 else ""
             )
             cpu = f"{fig['server_cpu']:7.2f}" if "server_cpu" in fig else f"{'':>7}"
+            if fig.get("client_cpu") is not None and fig is r["load"]:
+                worker += f"  clients' own cpu {fig['client_cpu']:.2f} ms/req"
             print(
                 f"{r['database']:<10} {r['processes']:>3} {r['pool']:>4} {name:<22} "
                 f"{fig['throughput']:>7.0f} "
@@ -527,9 +657,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--client",
-        choices=["http.client", "requests"],
-        default="http.client",
-        help="HTTP client of the load threads (both keep their connection open)",
+        choices=["asyncio", "http.client", "requests"],
+        default="asyncio",
+        help="the load's clients: one asyncio process with raw keep-alive HTTP/1.1 "
+        "connections (least CPU), or threads with http.client or requests (all keep "
+        "their connection open)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()

@@ -125,7 +125,9 @@ try:
     DATABASES = {
         "default": dj_database_url.parse(
             _database_url or f"sqlite:///{NOMARR_DATA_DIR / 'db.sqlite3'}",
-            conn_max_age=env_int("NOMARR_DB_CONN_MAX_AGE", 0, minimum=0),
+            # Default 60 s: a web process's lanes keep theirs (a new SQLite connection
+            # a request cost ~1.5 ms of CPU; benchmarks/bench_api.py).
+            conn_max_age=env_int("NOMARR_DB_CONN_MAX_AGE", 60, minimum=0),
             # A kept connection is checked before a request reuses it (after a restart
             # of the database it is replaced, not an error).
             conn_health_checks=True,

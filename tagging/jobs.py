@@ -23,10 +23,13 @@ webhook and the scanner.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -124,9 +127,18 @@ def queue_files(
     if len(unique) <= QUEUE_CHUNK and "orm" in settings.Q_CLUSTER:
         # The ORM broker's messages live in this database: the jobs and their run
         # messages commit together, one write transaction (the web server's requests
-        # wait on SQLite's write lock less).
-        with transaction.atomic():
-            dispatch(_queue_chunk(unique, force, found))
+        # wait on SQLite's write lock less), without savepoints inside it (two round
+        # trips each). Should another request queue one of these paths between our
+        # look and our insert, the whole transaction rolls back and is done again
+        # with a savepoint around the insert, which handles that race.
+        with _writer_turn():
+            try:
+                with transaction.atomic():
+                    dispatch(_queue_chunk(unique, force, found, savepoint=False))
+            except IntegrityError:
+                found.clear()
+                with transaction.atomic():
+                    dispatch(_queue_chunk(unique, force, found))
     else:
         new_ids: list[int] = []
         for start in range(0, len(unique), QUEUE_CHUNK):
@@ -140,9 +152,52 @@ def queue_files(
     return answers
 
 
-def _queue_chunk(chunk: list[str], force: bool, found: dict[str, tuple[Job, bool]]) -> list[int]:
+#: One queueing transaction at a time on SQLite (see _writer_turn): within a process,
+#: and among processes by a lock on a file next to the database.
+_SQLITE_WRITER = threading.Lock()
+_turn_files: dict[tuple[int, str], int] = {}  # by process too: a forked child opens its own
+
+
+@contextmanager
+def _writer_turn() -> Iterator[None]:
+    """On SQLite, wait for this request's turn to write before asking for the database's
+    write lock. SQLite's own waiting is no queue: a writer that finds the lock taken
+    sleeps (25 to 100 ms at a time once it failed a few times) and may lose it again to
+    one that just came, so with every web process's request lanes asking at once, some
+    requests waited seconds, and a process whose writer slept stood still. Here the
+    lanes of a process take turns (a lock), and the processes take turns by a lock on
+    a file next to the database (flock: a waiter is woken as soon as it is free).
+    Inside a caller's transaction it would come too late (the database's lock is
+    taken when that transaction begins): nothing then."""
+    connection = transaction.get_connection()
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        yield
+        return
+    with _SQLITE_WRITER:
+        name = str(connection.settings_dict["NAME"])
+        fd = _turn_files.get((os.getpid(), name))
+        if fd is None and not connection.is_in_memory_db():
+            try:
+                fd = os.open(f"{name}-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:
+                fd = -1  # a read-only folder: the process's own turns only
+            _turn_files[(os.getpid(), name)] = fd
+        if fd is None or fd < 0:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _queue_chunk(
+    chunk: list[str], force: bool, found: dict[str, tuple[Job, bool]], *, savepoint: bool = True
+) -> list[int]:
     """Jobs for a chunk of real paths (one look-up, one insert), into found; the new
-    jobs' ids."""
+    jobs' ids. Without `savepoint` (inside the caller's transaction) a path queued by
+    another request meanwhile raises IntegrityError, for the caller to start over."""
     existing = {job.path: job for job in Job.objects.filter(path__in=chunk, status__in=Job.ACTIVE)}
     if force:
         # A forced request must not be lost in a plain pending job.
@@ -156,6 +211,10 @@ def _queue_chunk(chunk: list[str], force: bool, found: dict[str, tuple[Job, bool
     fresh = [Job(path=key, force=force) for key in chunk if key not in existing]
     if not fresh:
         return []
+    if not savepoint:
+        created = Job.objects.bulk_create(fresh)
+        found.update((job.path, (job, True)) for job in created)
+        return [job.pk for job in created]
     try:
         with transaction.atomic():
             created = Job.objects.bulk_create(fresh)
@@ -248,7 +307,9 @@ def send_run_messages(job_ids: list[int]) -> None:
         # In a transaction, django-q2's ORM broker does not close this connection before
         # each message, nor when it is made (it does in autocommit: on SQLite, closing
         # the last connection checkpoints the WAL, ~10 ms a request).
-        with transaction.atomic():
+        # No savepoint inside a caller's transaction (queue_files): its jobs and these
+        # messages commit, or roll back, together.
+        with transaction.atomic(savepoint=False):
             broker = broker or get_broker()
             for job_id in job_ids[start : start + MESSAGES_PER_COMMIT]:
                 async_task(
