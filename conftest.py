@@ -257,6 +257,14 @@ def root_row(library: Path) -> LibraryRoot:
 
 
 @pytest.fixture
+def key() -> str:
+    """A new API key's secret (a module that needs a key of another name defines its own)."""
+    from rest_framework_api_key.models import APIKey
+
+    return APIKey.objects.create_key(name="tests")[1]
+
+
+@pytest.fixture
 def private_cache(settings) -> None:
     """A cache of this test's own, so worker heartbeats from a cluster some other process
     runs (another test run, a developer's server) cannot count as workers here."""

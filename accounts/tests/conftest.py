@@ -5,18 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rest_framework_api_key.models import APIKey
 
 
 @pytest.fixture
 def library(make_library, private_cache) -> Path:
     """tmp_path is the one library root (so `make_audio` copies are inside it)."""
     return make_library("")
-
-
-@pytest.fixture
-def key() -> str:
-    return APIKey.objects.create_key(name="tests")[1]
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from django.db import connection
 from django.utils import timezone
 from django_q.models import OrmQ
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
 
 from tagging import jobs
 from tagging.models import Job, WorkerState
@@ -50,11 +49,6 @@ def outside(tmp_path_factory, audio_sources) -> Path:
     target = folder / "secret.flac"
     shutil.copyfile(audio_sources["flac"], target)
     return target
-
-
-@pytest.fixture
-def key() -> str:
-    return APIKey.objects.create_key(name="tests")[1]
 
 
 class Api:

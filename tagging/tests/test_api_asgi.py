@@ -36,11 +36,6 @@ def library(make_library, private_cache) -> Path:
     return make_library("")
 
 
-@pytest.fixture
-def key() -> str:
-    return APIKey.objects.create_key(name="tests")[1]
-
-
 def call(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None):
     """One HTTP request through the ASGI application: (status, headers, body)."""
     sent = [(b"host", b"localhost"), (b"content-length", str(len(body)).encode())]

@@ -53,7 +53,7 @@ def test_outsiders_are_refused(client, plain, teach_library):
         reverse("teach:train", args=[tag.name]): {},
         reverse("teach:apply", args=[tag.name]): {},
         reverse("teach:head", args=[tag.name]): {},
-        reverse("teach:genres"): {},
+        reverse("teach:genres"): {"genre": "yes", "confirm": "yes"},
         reverse("teach:tag", args=[tag.name]): {"action": "delete"},
     }
     for url in urls:
