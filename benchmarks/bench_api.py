@@ -504,13 +504,14 @@ def postgres_database(server: str, name: str, drop: bool = False) -> str:
     return f"{server}/{name}"
 
 
-def one_run(args, database: str, processes: int, pool: int, workdir: Path) -> dict:
-    """Everything measured for one database, web process count and pool size."""
-    run_dir = workdir / f"{database}-{processes}-{pool}"
+def one_run(args, database: str, processes: int, pool: int, nice: int, workdir: Path) -> dict:
+    """Everything measured for one database, web process count, pool size and worker
+    niceness."""
+    run_dir = workdir / f"{database}-{processes}-{pool}-{nice}"
     library = run_dir / "library"
     extra = args.album_calls * ALBUM
     files = make_library(library, args.files + args.baseline + 100 + extra)
-    pg_name = f"nomarr_bench_api_{os.getpid()}_{processes}_{pool}"
+    pg_name = f"nomarr_bench_api_{os.getpid()}_{processes}_{pool}_{nice}"
     if database == "sqlite":
         url = f"sqlite:///{run_dir / 'db.sqlite3'}"
     else:
@@ -527,6 +528,7 @@ def one_run(args, database: str, processes: int, pool: int, workdir: Path) -> di
         "NOMARR_TAG_WAIT": "0",
         "NOMARR_Q_NAME": f"bench-api-{os.getpid()}-{database}-{processes}-{pool}",
         "NOMARR_DB_POOL": str(pool),
+        "NOMARR_WORKER_NICE": str(nice),
     }
     if args.redis:
         env["NOMARR_REDIS_URL"] = args.redis
@@ -553,6 +555,7 @@ def one_run(args, database: str, processes: int, pool: int, workdir: Path) -> di
             "database": database,
             "processes": processes,
             "pool": pool,
+            "nice": nice,
             "idle_jobs_min": idle,
         }
         figures["baseline"] = load(base, key, baseline_paths, 1)
@@ -576,8 +579,8 @@ def one_run(args, database: str, processes: int, pool: int, workdir: Path) -> di
 
 def report(runs: list[dict]) -> None:
     header = (
-        f"{'database':<10} {'web':>3} {'pool':>4} {'scenario':<22} {'req/s':>7} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'max ms':>8} {'errors':>6} {'cpu ms':>7}  worker jobs/min"
+        f"{'database':<10} {'web':>3} {'pool':>4} {'nice':>4} {'scenario':<22} {'req/s':>7} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6} {'cpu ms':>7}  worker jobs/min"
     )
     print(header)
     print("-" * len(header))
@@ -592,14 +595,14 @@ def report(runs: list[dict]) -> None:
             if fig.get("client_cpu") is not None and fig is r["load"]:
                 worker += f"  clients' own cpu {fig['client_cpu']:.2f} ms/req"
             print(
-                f"{r['database']:<10} {r['processes']:>3} {r['pool']:>4} {name:<22} "
+                f"{r['database']:<10} {r['processes']:>3} {r['pool']:>4} {r['nice']:>4} {name:<22} "
                 f"{fig['throughput']:>7.0f} "
                 f"{fig['p50']:>8.1f} {fig['p99']:>8.1f} {fig['max']:>8.1f} "
                 f"{errors_of(fig['statuses']):>6} {cpu}  {worker}  statuses {fig['statuses']}"
             )
         a = r["album"]
         print(
-            f"{r['database']:<10} {r['processes']:>3} {r['pool']:>4} "
+            f"{r['database']:<10} {r['processes']:>3} {r['pool']:>4} {r['nice']:>4} "
             f"{'Lidarr album (30)':<22} {'':>7} "
             f"{a['p50']:>8.1f} {a['p99']:>8.1f} {a['max']:>8.1f} "
             f"{sum(v for k, v in a['statuses'].items() if k != 202):>6}  statuses {a['statuses']}"
@@ -607,8 +610,15 @@ def report(runs: list[dict]) -> None:
     print("\nverdicts")
     for database in dict.fromkeys(r["database"] for r in runs):
         mine = [r for r in runs if r["database"] == database]
-        single = next((r for r in mine if r["processes"] == 1 and not r["pool"]), None)
         for r in mine:
+            single = next(
+                (
+                    s
+                    for s in mine
+                    if s["processes"] == 1 and not s["pool"] and s["nice"] == r["nice"]
+                ),
+                None,
+            )
             fig = r["load"]
             base = single["load"]["throughput"] if single else TODAY_REQ_S
             ratio = fig["throughput"] / base if base else float("nan")
@@ -620,6 +630,7 @@ def report(runs: list[dict]) -> None:
                 else f"today's {TODAY_REQ_S:.0f} req/s"
             )
             pooled = f", pool {r['pool']}" if r["pool"] else ""
+            pooled += f", workers at nice {r['nice']}"
             print(
                 f"  {database}, {r['processes']} web process(es){pooled}, "
                 f"{fig['clients']} clients: "
@@ -651,6 +662,12 @@ def main() -> None:
         default="0,20",
         help="comma-separated NOMARR_DB_POOL sizes for the PostgreSQL runs (0: no pool)",
     )
+    parser.add_argument(
+        "--worker-nice",
+        default="10",
+        help="comma-separated NOMARR_WORKER_NICE values (serve's default: 10; 0: the "
+        "workers at the web server's priority)",
+    )
     parser.add_argument("--album-calls", type=int, default=20)
     parser.add_argument(
         "--worker-window", type=float, default=30.0, help="seconds of the idle-worker rate"
@@ -678,15 +695,18 @@ def main() -> None:
     try:
         for database in [d.strip() for d in args.databases.split(",") if d.strip()]:
             pools = [int(n) for n in args.pool.split(",") if n.strip()]
-            for processes, pool in [
-                (processes, pool)
+            nices = [int(n) for n in args.worker_nice.split(",") if n.strip()]
+            for processes, pool, nice in [
+                (processes, pool, nice)
+                for nice in nices
                 for pool in (pools if database == "postgres" else [0])
                 for processes in [int(n) for n in args.web_processes.split(",") if n.strip()]
             ]:
-                runs.append(one_run(args, database, processes, pool, workdir))
+                runs.append(one_run(args, database, processes, pool, nice, workdir))
                 r = runs[-1]
                 print(
-                    f"  done: {database}, {processes} web process(es), pool {pool}: "
+                    f"  done: {database}, {processes} web process(es), pool {pool}, "
+                    f"nice {nice}: "
                     f"{r['load']['throughput']:.0f} req/s, p99 {r['load']['p99']:.0f} ms "
                     f"(load average {os.getloadavg()[0]:.1f})",
                     flush=True,

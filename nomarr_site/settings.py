@@ -298,6 +298,10 @@ NOMARR_MAX_DURATION = env_float("NOMARR_MAX_DURATION", 3 * 3600.0, minimum=1)
 # Essentia's default (half overlap): 99 % of tier decisions as Essentia's own models;
 # 187 halves the work at ~96 % (benchmarks/bench_pipeline.py measures both).
 NOMARR_PATCH_HOP = env_int("NOMARR_PATCH_HOP", 93, minimum=1)
+# Decode the next file while this one's models run (`manage.py tag`'s next file, a
+# worker's next queued job), so the cores never wait for ffprobe and ffmpeg at a
+# file's start. Off: each file is opened only when its turn comes.
+NOMARR_READ_AHEAD = env_bool("NOMARR_READ_AHEAD", True)
 # Patches fed to a backbone in one call: small batches are ~10 % faster on a CPU
 # (benchmarks/bench_pipeline.py --batch-sizes); a GPU wants larger ones.
 NOMARR_BATCH_SIZE = env_int("NOMARR_BATCH_SIZE", 4, minimum=1)
@@ -344,6 +348,13 @@ NOMARR_JOB_TIMEOUT = env_int("NOMARR_JOB_TIMEOUT", max(900, int(NOMARR_MAX_DURAT
 # Attempts a job gets: one that times out or loses its worker this often fails, with
 # the reason ("timed out after 900 s, 3 attempts"), instead of running again forever.
 NOMARR_MAX_ATTEMPTS = env_int("NOMARR_MAX_ATTEMPTS", 3, minimum=1)
+
+# The tagging workers' CPU priority, as `nice` counts it (0: as the web server; 19:
+# lowest). Analysis is batch work that takes every core it is given; at 10 the web
+# server, the API (Lidarr's calls) and the machine's other services come first when
+# the cores are taken, and the workers get whatever is left (all of it when the rest
+# is idle: nice only matters while something else wants the CPU).
+NOMARR_WORKER_NICE = env_int("NOMARR_WORKER_NICE", 10, minimum=0, maximum=19)
 
 # Seconds `serve` waits on stop for a busy worker before killing it and putting its
 # job back in the queue. With the hand-back and the exit it stays inside Docker's 10 s

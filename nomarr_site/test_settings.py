@@ -46,6 +46,11 @@ Q_CLUSTER = {
     "sync": False,
 }
 
+# The suite's workers run as the tests do: two pytest-xdist processes on two cores
+# would leave a worker at nice 10 seconds behind a test waiting for its job. Its own
+# test (test_worker_priority) sets the value it checks.
+NOMARR_WORKER_NICE = int(os.environ.get("NOMARR_WORKER_NICE", "0"))
+
 # Everything else two runs at once (two pytest-xdist workers, two checkouts) could share
 # is kept apart by the run's name, which the worker processes a test starts inherit
 # (NOMARR_Q_NAME): cache keys, channel-layer groups, the similarity index's files.

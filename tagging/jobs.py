@@ -397,6 +397,30 @@ def run(job_id: int) -> str:
         raise
 
 
+def next_to_run(job_id: int) -> Path | None:
+    """The file of the job this worker most likely runs after job_id, for its decoding
+    to start while job_id's models run (pipeline.tag_file's `upcoming`): the oldest
+    other pending job, as run messages are sent, and taken, in the order the jobs were
+    queued. Only in a cluster of one worker (the default): with more, the oldest is
+    as likely another worker's next. None when nothing waits or the queue is paused,
+    and for a path that is no longer inside the library (nothing outside is read)."""
+    if settings.Q_CLUSTER.get("workers", 1) != 1 or WorkerState.get().paused:
+        return None
+    upcoming = (
+        Job.objects.filter(status=Status.PENDING)
+        .exclude(pk=job_id)
+        .order_by("pk")
+        .values_list("path", flat=True)
+        .first()
+    )
+    if upcoming is None:
+        return None
+    try:
+        return boundary.inside_library(upcoming)
+    except (boundary.OutsideLibrary, boundary.Unresolvable):
+        return None
+
+
 def _run_claimed(job_id: int) -> str:
     job = Job.objects.get(pk=job_id)
     live.announce(job_id)
@@ -411,7 +435,9 @@ def _run_claimed(job_id: int) -> str:
         catalog.current_catalog()  # the models of the current set, reloaded after a refresh
         # Checked again: a folder may have become a symlink out since it was queued.
         path = boundary.inside_library(job.path)
-        result = pipeline.tag_file(path, force=job.force, progress=progress)
+        result = pipeline.tag_file(
+            path, force=job.force, progress=progress, upcoming=next_to_run(job_id)
+        )
         outcome = {
             "status": result.status,
             "reason": result.error if result.status == "skipped" else "",

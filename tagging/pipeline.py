@@ -60,6 +60,10 @@ READ_BYTES = 1 << 20
 BLOCK_PATCHES = 4
 #: Decoded pieces (READ_BYTES each) the decoding thread may run ahead of the models.
 AHEAD = 4
+#: Seconds a stream started ahead for a file (tag_files, a worker's next job) waits
+#: to be taken before it stops itself and its ffmpeg: the file it was for may never
+#: come (another worker took that job, it was removed, the queue was paused).
+UNTAKEN_LIFE = 60.0
 #: Blocks the backbones may still be running while the next block is given to them.
 IN_FLIGHT = 2
 #: Seconds of audio a backbone that frames audio itself (not musicnn) hears per
@@ -650,11 +654,12 @@ class _Stream:
         hop: int,
         batch_size: int,
         max_duration: float | None,
+        untaken_life: float | None = None,
     ) -> None:
         self.key = (path, id(catalog), hop, batch_size, max_duration)
         self.stat = _stat_key(path)  # the file as it was when the stream started
         self.listener = _Listener(catalog, hop, batch_size)
-        self._ahead = _Ahead(self._items(path, max_duration))
+        self._ahead = _Ahead(self._items(path, max_duration), untaken_life=untaken_life)
         self._items_iter = self._ahead.__enter__()
 
     def _items(self, path: Path, max_duration: float | None) -> Iterator[Any]:
@@ -688,9 +693,9 @@ class _Stream:
         stream: _Stream | None = getattr(cls._local, "prepared", None)
         if stream is not None and stream.key == key:
             cls._local.prepared = None
-            if stream.stat == _stat_key(path):
+            if stream.stat == _stat_key(path) and stream._ahead.take():
                 return stream
-            stream.close()  # the file changed after its stream started
+            stream.close()  # the file changed after its stream started, or it gave up
         return cls(path, catalog, hop, batch_size, max_duration)
 
     @classmethod
@@ -703,12 +708,15 @@ class _Stream:
             return
         cls._local.upcoming = None
         cls.drop()
-        cls._local.prepared = cls(upcoming, catalog, hop, batch_size, max_duration)
+        cls._local.prepared = cls(
+            upcoming, catalog, hop, batch_size, max_duration, untaken_life=UNTAKEN_LIFE
+        )
 
     @classmethod
     def expect(cls, upcoming: Path | None) -> None:
-        """The file the batch tags next (None: no more), its stream started by run_models."""
-        cls._local.upcoming = upcoming
+        """The file the batch tags next (None: no more), its stream started by run_models
+        (unless NOMARR_READ_AHEAD is off)."""
+        cls._local.upcoming = upcoming if settings.NOMARR_READ_AHEAD else None
 
     @classmethod
     def drop(cls, keep: Path | None = None) -> None:
@@ -732,15 +740,33 @@ class _Ahead:
 
     Its exceptions reach the reader at the point they happened; leaving the `with`
     (done, or on an error of the reader's) stops the thread and closes the iterator
-    there, so the decoder's ffmpeg is always stopped."""
+    there, so the decoder's ffmpeg is always stopped.
+
+    With `untaken_life`, started for a reader that may never come: unless take()d
+    first, the thread stops itself (and closes the iterator) once it has waited that
+    long for room, and take() then says no."""
 
     _END = object()
 
-    def __init__(self, items: Iterator[Any], ahead: int = 0) -> None:
+    def __init__(
+        self, items: Iterator[Any], ahead: int = 0, untaken_life: float | None = None
+    ) -> None:
         self._items = items
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=ahead or AHEAD)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="nomarr-decode", daemon=True)
+        self._untaken_life = untaken_life
+        self._taken_lock = threading.Lock()
+        self._taken = untaken_life is None  # None: taken from the start
+        self._gave_up = False
+
+    def take(self) -> bool:
+        """Claim the items for a reader; False if the thread gave up waiting for one."""
+        with self._taken_lock:
+            if self._gave_up:
+                return False
+            self._taken = True
+            return True
 
     def __enter__(self) -> Iterator[Any]:
         self._thread.start()
@@ -769,11 +795,18 @@ class _Ahead:
                 close()
 
     def _put(self, entry: tuple[str, Any]) -> bool:
+        waited = 0.0
         while not self._stop.is_set():
             try:
                 self._queue.put(entry, timeout=0.1)
                 return True
             except queue.Full:
+                waited += 0.1
+                if self._untaken_life is not None and waited >= self._untaken_life:
+                    with self._taken_lock:
+                        if not self._taken:
+                            self._gave_up = True
+                            return False
                 continue
         return False
 
@@ -957,6 +990,7 @@ def tag_file(
     force: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    upcoming: Path | None = None,
 ) -> FileResult:
     """Analyse one file and write Nomarr's tags into it, never leaving it damaged.
 
@@ -965,7 +999,20 @@ def tag_file(
     result, not raised, so one bad file never stops a batch. The file's keys are
     replaced by the analysis's, except those of other owners it holds (a
     suggestion, a taught tag's: keys.is_kept_on_retag), which stay.
+
+    `upcoming`: the file this thread is to tag next (tag_files' next, a worker's
+    next job), whose probing and decoding start once this file's models run (see
+    _Stream); its stream waits for that call at most UNTAKEN_LIFE seconds.
     """
+    _Stream.expect(upcoming)
+    try:
+        return _tag_file(path, force, dry_run, progress)
+    finally:
+        _Stream.expect(None)
+        _Stream.drop(keep=upcoming)  # one this file left untaken (it was skipped)
+
+
+def _tag_file(path: Path, force: bool, dry_run: bool, progress: Progress | None) -> FileResult:
     catalog = get_catalog()
     namespace = keys.namespace()
     result = FileResult(path=str(path), status="error")
@@ -1035,12 +1082,6 @@ def tag_files(
     try:
         for index, path in enumerate(paths):
             upcoming = paths[index + 1] if index + 1 < len(paths) else None
-            _Stream.expect(upcoming)
-            try:
-                result = tag_file(path, force=force, dry_run=dry_run, progress=progress)
-            finally:
-                _Stream.expect(None)
-                _Stream.drop(keep=upcoming)  # one this file left untaken (it was skipped)
-            yield result
+            yield tag_file(path, force, dry_run, progress, upcoming=upcoming)
     finally:
         _Stream.drop()

@@ -221,11 +221,23 @@ class _Cluster:
         return {pid: state for pid, state in self.board.workers().items() if pid not in others}
 
 
+def lower_priority(niceness: int) -> int:
+    """Make this process (and the cluster's processes, forked from it: their threads
+    and ffmpeg too) run at least at `niceness`; the niceness it now has. Lowering is
+    always allowed (in a container as well); one already lower is left so."""
+    now = os.nice(0)
+    if now < niceness:
+        now = os.nice(niceness - now)
+        log.info("the workers run at nice %d (NOMARR_WORKER_NICE)", now)
+    return now
+
+
 def supervise(stopping: Callable[[], bool], say: Callable[[str], None]) -> None:
     """Run a django-q2 cluster until stopping() is true; start it afresh whenever it
     stalls (see the module's docstring). say() reports restarts and slow stops."""
     global _board
     _become_subreaper()
+    lower_priority(settings.NOMARR_WORKER_NICE)
     board = _board = Board(Path(tempfile.mkdtemp(prefix="nomarr-workers-")))
     multiprocessing.util.register_after_fork(board, _note_exit)
     pause = 0.0

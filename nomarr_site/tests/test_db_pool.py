@@ -7,7 +7,6 @@ The serve test needs PostgreSQL: marked `scaleout`, which bin/test runs again on
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections import Counter
 from pathlib import Path
@@ -21,7 +20,7 @@ from rest_framework_api_key.models import APIKey
 from nomarr_site.asgi import Bounded
 from nomarr_site.tests.test_setting_errors import check
 from tagging.models import Job
-from tagging.tests.support import ManageProcess, wait_until
+from tagging.tests.support import ManageProcess, free_port, wait_until
 
 
 @pytest.mark.parametrize(
@@ -55,12 +54,6 @@ def test_requests_run_in_a_few_threads_made_once_not_one_each():
     async_to_sync(many)()
     assert len(seen) == 30
     assert {name.rsplit("_", 1)[0] for name in seen} <= {f"web-lane-{n}" for n in range(3)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def sessions_opened() -> int:

@@ -6,11 +6,12 @@ every app's browser tests share them; screenshots land in SHOTS to be looked at.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from tagging.tests.support import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
@@ -24,12 +25,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

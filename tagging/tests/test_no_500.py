@@ -321,3 +321,27 @@ def assert_status(response: requests.Response, status: int, error: str | None = 
     else:
         body = response.json()
         assert body["error"] == error and body["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+def test_a_form_reaches_the_page_whole_through_the_real_server(server, encoding):
+    # The server leaves form bodies to Django (webserver.FormlessRequest): a login form
+    # posted either way is read field by field (a wrong password, not a missing field).
+    session = requests.Session()
+    page = session.get(server + "/accounts/login/", timeout=30)
+    assert page.status_code == 200
+    fields = {
+        "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        "username": "someone-formless",
+        "password": "not the password",
+    }
+    if encoding == "urlencoded":
+        answer = session.post(server + "/accounts/login/", data=fields, timeout=30)
+    else:
+        parts = {name: (None, value) for name, value in fields.items()}
+        answer = session.post(server + "/accounts/login/", files=parts, timeout=30)
+    assert answer.status_code == 200, answer.text[:500]
+    assert "Please enter a correct username and password" in answer.text
+    assert 'value="someone-formless"' in answer.text
+    assert "This field is required" not in answer.text

@@ -27,8 +27,7 @@ from tagging.catalog import get_catalog
 from tagging.keys import namespace, version_key
 from tagging.management.commands.serve import HAND_BACK
 from tagging.models import Job
-from tagging.tests.support import ManageProcess, wait_until
-from tagging.tests.test_serve import free_port
+from tagging.tests.support import ManageProcess, free_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,15 +14,9 @@ import requests
 from django.conf import settings
 
 from tagging.models import WorkerState
-from tagging.tests.support import database_url, wait_until
+from tagging.tests.support import database_url, free_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def children_of(pid: int) -> list[int]:

@@ -9,8 +9,8 @@ import pytest
 
 from tagging import jobs
 from tagging.models import Job, WorkerState
-from tagging.tests.support import ManageProcess, wait_until
-from tagging.tests.test_serve import alive, free_port
+from tagging.tests.support import ManageProcess, free_port, wait_until
+from tagging.tests.test_serve import alive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
