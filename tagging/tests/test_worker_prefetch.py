@@ -40,7 +40,9 @@ def queue(*paths: Path) -> list[int]:
 
 def test_the_next_jobs_file_is_decoded_ahead_and_tagged_as_alone(library, audio_stream_hash):
     first = flac(library / "a" / "first.flac")
-    second = flac(library / "b" / "second.flac", loops=5)  # 3 minutes: still decoding
+    second = flac(
+        library / "b" / "second.flac", loops=2
+    )  # 90 s: still decoding at the end of the first
     alone = pipeline.tag_file(second, dry_run=True)
     hashes = {path: audio_stream_hash(path) for path in (first, second)}
     one, two = queue(first, second)
@@ -59,7 +61,7 @@ def test_the_next_jobs_file_is_decoded_ahead_and_tagged_as_alone(library, audio_
 def test_a_stream_whose_job_never_comes_stops_itself(library, monkeypatch):
     monkeypatch.setattr(pipeline, "UNTAKEN_LIFE", 0.5)
     first = flac(library / "first.flac")
-    second = flac(library / "second.flac", loops=5)
+    second = flac(library / "second.flac", loops=2)
     one, two = queue(first, second)
     assert jobs.run(one) == Status.DONE
     jobs.remove(two)  # the job it was decoding for is gone
@@ -73,7 +75,7 @@ def test_a_stream_whose_job_never_comes_stops_itself(library, monkeypatch):
 def test_nothing_outside_the_library_is_read_ahead(library, tmp_path):
     first = flac(library / "first.flac")
     folder = library / "incoming"
-    flac(folder / "second.flac", loops=5)
+    flac(folder / "second.flac", loops=2)
     one, two = queue(first, folder / "second.flac")
     outside = tmp_path / "outside"
     shutil.move(folder, outside)
@@ -97,15 +99,15 @@ def test_a_paused_queue_or_a_cluster_of_several_workers_reads_nothing_ahead(libr
     assert jobs.next_to_run(one) is None
 
 
-
 def test_with_read_ahead_off_the_next_file_is_opened_only_at_its_turn(library, settings):
     settings.NOMARR_READ_AHEAD = False
     first = flac(library / "first.flac")
-    second = flac(library / "second.flac", loops=5)
+    second = flac(library / "second.flac", loops=2)
     one, two = queue(first, second)
     assert jobs.run(one) == Status.DONE
     assert _decoders_running() == []
     assert jobs.run(two) == Status.DONE
+
 
 @pytest.fixture(autouse=True)
 def no_stream_left():
