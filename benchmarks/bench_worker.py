@@ -15,7 +15,9 @@ them), queues every track with `manage.py queue` and starts `manage.py workers`
 - steady: wall seconds per audio minute from the first job's end to the last's, over
   the tracks after the first (the queue's rate once the models are loaded), and jobs
   a minute;
-- CPU seconds per audio minute of the whole worker tree (start-up included).
+- CPU seconds per audio minute of the whole worker tree (start-up included);
+- the worker's peak resident memory (VmHWM of the cluster's processes: the one that
+  loads the models, runs them and reads the next file ahead).
 
 The ways alternate --repeat times, so a change of the machine's load hits both.
 """
@@ -52,6 +54,34 @@ def finished_times(db: Path) -> list[tuple[str, float, float]]:
         ).fetchall()
     stamp = lambda text: datetime.fromisoformat(text).timestamp()  # noqa: E731
     return [(status, stamp(start), stamp(end)) for status, start, end in rows]
+
+
+def peak_rss_mb(root: int) -> float:
+    """The largest peak resident memory (VmHWM) among root's descendants, in MB: the
+    cluster's worker process, the one that loads the models and reads ahead."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rpartition(")")[2].split()[1]
+                )
+            except (OSError, ValueError, IndexError):
+                continue
+    family, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in family} - family
+        family |= more
+        grew = bool(more)
+    peak = 0.0
+    for pid in family:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return peak
 
 
 def one_way(read_ahead: bool, tracks: list[Path], minutes: list[float], work: Path) -> dict:
@@ -99,6 +129,7 @@ def one_way(read_ahead: bool, tracks: list[Path], minutes: list[float], work: Pa
                     f"the workers stopped: {(run / 'workers.log').read_text()[-2000:]}"
                 )
             time.sleep(0.5)
+        peak = peak_rss_mb(worker.pid)
     finally:
         worker.send_signal(signal.SIGTERM)  # the workers command alone: it stops its cluster
         try:
@@ -120,6 +151,7 @@ def one_way(read_ahead: bool, tracks: list[Path], minutes: list[float], work: Pa
         "steady": steady / rest,
         "jobs_min": (len(done) - 1) / steady * 60,
         "cpu": cpu / sum(minutes),
+        "peak": peak,
     }
 
 
@@ -167,7 +199,8 @@ def main() -> int:
                     f"  run {n + 1}, read ahead {'on ' if ahead else 'off'}: first job done "
                     f"{r['start']:.1f} s after start; then {r['steady']:.2f} s wall per audio "
                     f"minute ({r['jobs_min']:.1f} jobs/min); {r['cpu']:.2f} CPU s per audio "
-                    f"minute (load average {os.getloadavg()[0]:.2f})",
+                    f"minute; worker peak RSS {r['peak']:.0f} MB "
+                    f"(load average {os.getloadavg()[0]:.2f})",
                     flush=True,
                 )
         print("\nsummary (best of the runs; ratio = off / on)")
@@ -175,6 +208,7 @@ def main() -> int:
             ("steady", "s wall per audio minute"),
             ("start", "s to the first job"),
             ("cpu", "CPU s per audio minute"),
+            ("peak", "MB worker peak RSS"),
         ):
             on = min(r[key] for r in results[True])
             off = min(r[key] for r in results[False])
