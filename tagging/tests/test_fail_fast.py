@@ -81,7 +81,9 @@ def tag_in_another_process(*paths: Path, prefix: tuple[str, ...] = ()) -> tuple[
         for line in proc.stderr.splitlines()
         if line.startswith("import time:")
     )
-    return [json.loads(line) for line in proc.stdout.splitlines()], imported
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert results, f"manage.py tag said nothing (exit {proc.returncode}): {proc.stderr[-3000:]}"
+    return results, imported
 
 
 def cut_in_half(path: Path) -> Path:
