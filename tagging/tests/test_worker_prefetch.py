@@ -17,7 +17,7 @@ from tagging.models import Job, WorkerState
 from tagging.tests.support import wait_until
 from tagging.tests.test_tag_files import _decoders_running
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.scaleout]
 
 Status = Job.Status
 
