@@ -229,6 +229,17 @@ def lower_priority(niceness: int) -> int:
     if now < niceness:
         now = os.nice(niceness - now)
         log.info("the workers run at nice %d (NOMARR_WORKER_NICE)", now)
+    if os.getsid(0) == os.getpid():
+        # Linux's autogroups give each session one share of the CPU, and a process's
+        # nice weighs only against its own session's: `serve` starts the workers and
+        # each web process in a session of their own, so the workers' session must be
+        # niced too, or they would still take as much CPU as a web process. (A workers
+        # command started inside a shell's session leaves that session as it is.)
+        try:
+            with open("/proc/self/autogroup", "w") as group:
+                group.write(str(niceness))
+        except OSError:
+            pass  # no autogroups in this kernel
     return now
 
 

@@ -26,6 +26,18 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def autogroups() -> bool:
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def autogroup_nice(pid: int) -> int:
+    # "/autogroup-85 nice 0"
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
 def test_the_workers_run_niced_and_the_web_server_does_not(tmp_path):
     Schedule.objects.all().delete()
     music = tmp_path / "music"
@@ -55,6 +67,9 @@ def test_the_workers_run_niced_and_the_web_server_does_not(tmp_path):
             assert os.getpriority(os.PRIO_PROCESS, pid) == max(7, ours), cmdline(pid)
         for pid in [serve.proc.pid, *web]:
             assert os.getpriority(os.PRIO_PROCESS, pid) == ours
+        if autogroups():  # the workers' session is niced too, the web processes' not
+            assert autogroup_nice(cluster_pids[0]) == 7
+            assert all(autogroup_nice(pid) == autogroup_nice(os.getpid()) for pid in web)
     finally:
         serve.stop()
 
