@@ -229,7 +229,7 @@ def lower_priority(niceness: int) -> int:
     if now < niceness:
         now = os.nice(niceness - now)
         log.info("the workers run at nice %d (NOMARR_WORKER_NICE)", now)
-    if os.getsid(0) == os.getpid():
+    if niceness > 0 and os.getsid(0) == os.getpid():
         # Linux's autogroups give each session one share of the CPU, and a process's
         # nice weighs only against its own session's: `serve` starts the workers and
         # each web process in a session of their own, so the workers' session must be
@@ -237,7 +237,7 @@ def lower_priority(niceness: int) -> int:
         # command started inside a shell's session leaves that session as it is.)
         try:
             with open("/proc/self/autogroup", "w") as group:
-                group.write(str(niceness))
+                group.write(str(now))  # never higher than the process's own
         except OSError:
             pass  # no autogroups in this kernel
     return now
