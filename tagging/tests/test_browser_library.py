@@ -111,6 +111,7 @@ def test_a_person_scans_browses_and_reads_analytics_in_the_browser(
 
     page.click("nav >> text=Analytics")
     page.wait_for_selector("#correlation")
+    page.wait_for_load_state("load")  # Chart.js and the page's script are deferred
     drawn = page.evaluate(
         "() => ['frequencies', 'tiers', 'genre', 'year'].map("
         "id => !!Chart.getChart(document.getElementById('chart-' + id)))"
