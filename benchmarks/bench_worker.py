@@ -38,9 +38,11 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
 from bench_pipeline import FIXTURE_MODELS, clip_duration, make_tracks  # noqa: E402
+
+from nomarr_site.workers import descendants  # noqa: E402  (imports nothing of Django)
 
 PYTHON = str(ROOT / ".venv/bin/python") if (ROOT / ".venv/bin/python").exists() else sys.executable
 
@@ -59,22 +61,8 @@ def finished_times(db: Path) -> list[tuple[str, float, float]]:
 def peak_rss_mb(root: int) -> float:
     """The largest peak resident memory (VmHWM) among root's descendants, in MB: the
     cluster's worker process, the one that loads the models and reads ahead."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int(
-                    (entry / "stat").read_text().rpartition(")")[2].split()[1]
-                )
-            except (OSError, ValueError, IndexError):
-                continue
-    family, grew = {root}, True
-    while grew:
-        more = {pid for pid, parent in parents.items() if parent in family} - family
-        family |= more
-        grew = bool(more)
     peak = 0.0
-    for pid in family:
+    for pid in descendants(root):
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -82,6 +70,23 @@ def peak_rss_mb(root: int) -> float:
         except OSError:
             continue
     return peak
+
+
+def nomarr_env(work: Path, data: Path, db: Path, **more: str) -> dict[str, str]:
+    """A Nomarr process's environment: its data folder and SQLite database, the default
+    models plus the fixture heads, and the heads' ONNX twins in one cache for every
+    run (made once, by the warm-up, as an installation makes them once)."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "nomarr_site.settings",
+        "DATABASE_URL": f"sqlite:///{db}",
+        "NOMARR_DATA_DIR": str(data),
+        "NOMARR_MODELS_DIR": f"{ROOT / 'models'}:{FIXTURE_MODELS}",
+        "NOMARR_ONNX_CACHE": str(work / "onnx-cache"),
+        "NOMARR_SECRET_KEY": "benchmark-only-secret-key",
+        "NOMARR_LOG_FILE": "off",
+        **more,
+    }
 
 
 def one_way(read_ahead: bool, tracks: list[Path], minutes: list[float], work: Path) -> dict:
@@ -92,23 +97,16 @@ def one_way(read_ahead: bool, tracks: list[Path], minutes: list[float], work: Pa
     for track in tracks:
         shutil.copyfile(track, library / track.name)
     db = run / "db.sqlite3"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "nomarr_site.settings",
-        "DATABASE_URL": f"sqlite:///{db}",
-        "NOMARR_DATA_DIR": str(run),
-        "NOMARR_LIBRARY_ROOTS": str(library),
-        "NOMARR_MODELS_DIR": f"{ROOT / 'models'}:{FIXTURE_MODELS}",
-        "NOMARR_SECRET_KEY": "benchmark-only-secret-key",
-        "NOMARR_LOG_FILE": "off",
-        "NOMARR_LOG_LEVEL": "WARNING",
-        "NOMARR_Q_NAME": f"bench-worker-{os.getpid()}-{int(read_ahead)}",
-        "NOMARR_READ_AHEAD": "true" if read_ahead else "false",
-        "NOMARR_WORKER_NICE": "0",
-        # The heads' ONNX twins, made once (bench's warm-up) as an installation makes them
-        # once: the start measured is a worker's, not a first install's.
-        "NOMARR_ONNX_CACHE": str(work / "onnx-cache"),
-    }
+    env = nomarr_env(
+        work,
+        run,
+        db,
+        NOMARR_LIBRARY_ROOTS=str(library),
+        NOMARR_LOG_LEVEL="WARNING",
+        NOMARR_Q_NAME=f"bench-worker-{os.getpid()}-{int(read_ahead)}",
+        NOMARR_READ_AHEAD="true" if read_ahead else "false",
+        NOMARR_WORKER_NICE="0",
+    )
     manage = [PYTHON, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--verbosity", "0"], env=env, check=True, cwd=ROOT)
     files = sorted(library.glob("*.mp3"))
@@ -170,16 +168,7 @@ def main() -> int:
         minutes = [clip_duration(p) / 60 for p in tracks]
         warm = subprocess.run(
             [PYTHON, str(ROOT / "manage.py"), "tag", "--dry-run", str(tracks[0])],
-            env={
-                **os.environ,
-                "DJANGO_SETTINGS_MODULE": "nomarr_site.settings",
-                "NOMARR_DATA_DIR": str(work),
-                "DATABASE_URL": f"sqlite:///{work / 'warm.sqlite3'}",
-                "NOMARR_SECRET_KEY": "benchmark-only-secret-key",
-                "NOMARR_MODELS_DIR": f"{ROOT / 'models'}:{FIXTURE_MODELS}",
-                "NOMARR_ONNX_CACHE": str(work / "onnx-cache"),
-                "NOMARR_LOG_FILE": "off",
-            },
+            env=nomarr_env(work, work, work / "warm.sqlite3"),
             cwd=ROOT,
             capture_output=True,
             text=True,
