@@ -406,10 +406,12 @@ def get_catalog() -> Catalog:
 
 
 def refresh_catalog() -> Catalog:
-    """Forget loaded models so the next use reads the models folder again."""
-    global _catalog
+    """Forget loaded models so the next use reads the models folder again (and which
+    models generation that was read for: current_catalog records it after)."""
+    global _catalog, _loaded_generation
     with _lock:
         _catalog = None
+        _loaded_generation = None
     return get_catalog()
 
 
