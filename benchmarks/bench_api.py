@@ -115,7 +115,7 @@ def web_cpu_seconds(pid: int) -> float:
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rpartition(")")[2].split()
-                web = b"nomarr_site.webserver" in (entry / "cmdline").read_bytes()
+                web = b"nomarr_site.asgi:application" in (entry / "cmdline").read_bytes()
             except OSError:
                 continue
             # fields after "(comm)": state ppid pgrp ... utime(11) stime(12)
@@ -221,6 +221,7 @@ def _client_process(url, key, work, threads, barrier, results, interval, offset,
 
 
 CLIENT_KIND = "asyncio"
+TRACE = ""  # --trace: where the asyncio clients write each request's latency
 
 
 class Refused(Exception):
@@ -254,7 +255,7 @@ async def _read_answer(reader) -> int:
     return status
 
 
-def _async_client_process(url, key, paths, clients, results, interval) -> None:
+def _async_client_process(url, key, paths, clients, results, interval, trace_to="") -> None:
     """All `clients` closed-loop (or open-loop, interval > 0) clients in one process:
     asyncio, one raw keep-alive HTTP/1.1 connection each, opened before the clock
     starts. Much less CPU a request than threads with http.client, which matters
@@ -272,6 +273,7 @@ def _async_client_process(url, key, paths, clients, results, interval) -> None:
     async def main():
         conns = [await asyncio.open_connection(host, port) for _ in range(clients)]
         latencies: list[float] = []
+        trace: list[tuple[float, float, int]] = []
         statuses: Counter = Counter()
         start_cpu = resource.getrusage(resource.RUSAGE_SELF)
         begin = time.perf_counter()
@@ -297,6 +299,7 @@ def _async_client_process(url, key, paths, clients, results, interval) -> None:
                     reader = writer = None
                     continue
                 latencies.append(time.perf_counter() - started)
+                trace.append((started - begin, latencies[-1], n))
             if writer is not None:
                 writer.close()
 
@@ -304,6 +307,8 @@ def _async_client_process(url, key, paths, clients, results, interval) -> None:
         wall_end = time.time()
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         used = (cpu.ru_utime - start_cpu.ru_utime) + (cpu.ru_stime - start_cpu.ru_stime)
+        if trace_to:  # send time (s from the start), latency (s), client
+            Path(trace_to).write_text("".join(f"{t:.4f} {lat:.4f} {n}\n" for t, lat, n in trace))
         return latencies, dict(statuses), wall_start, wall_end, used
 
     results.put(asyncio.run(main()))
@@ -320,7 +325,7 @@ def load(base: str, key: str, paths: list[str], clients: int, rate: float = 0.0)
         queue = ctx.Queue()
         proc = ctx.Process(
             target=_async_client_process,
-            args=(f"{base}/api/v1/tag", key, paths, clients, queue, interval),
+            args=(f"{base}/api/v1/tag", key, paths, clients, queue, interval, TRACE),
         )
         proc.start()
         lat, seen, start, end, client_cpu = _result_of(queue, [proc])
@@ -681,9 +686,15 @@ def main() -> None:
         "their connection open)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--trace",
+        default="",
+        help="file for each request of the last asyncio run: send time, latency, client",
+    )
     args = parser.parse_args()
-    global CLIENT_KIND
+    global CLIENT_KIND, TRACE
     CLIENT_KIND = args.client
+    TRACE = args.trace
     if not CLIP.is_file():
         raise SystemExit(f"missing the audio fixture {CLIP}")
     workdir = Path(tempfile.mkdtemp(prefix="nomarr-bench-api-"))
