@@ -299,7 +299,7 @@ def _async_client_process(url, key, paths, clients, results, interval, trace_to=
                     reader = writer = None
                     continue
                 latencies.append(time.perf_counter() - started)
-                trace.append((started - begin, latencies[-1], n))
+                trace.append((wall_start + started - begin, latencies[-1], n))
             if writer is not None:
                 writer.close()
 
@@ -307,8 +307,8 @@ def _async_client_process(url, key, paths, clients, results, interval, trace_to=
         wall_end = time.time()
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         used = (cpu.ru_utime - start_cpu.ru_utime) + (cpu.ru_stime - start_cpu.ru_stime)
-        if trace_to:  # send time (s from the start), latency (s), client
-            Path(trace_to).write_text("".join(f"{t:.4f} {lat:.4f} {n}\n" for t, lat, n in trace))
+        if trace_to:  # send time (Unix time), latency (s), client
+            Path(trace_to).write_text("".join(f"{t:.3f} {lat:.4f} {n}\n" for t, lat, n in trace))
         return latencies, dict(statuses), wall_start, wall_end, used
 
     results.put(asyncio.run(main()))

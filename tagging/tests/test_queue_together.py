@@ -43,8 +43,8 @@ def test_many_requests_at_once_each_get_their_own_jobs_and_a_shared_path_one_job
         library,
         tmp_path / "serve.log",
     )
-    serve.start(ready=lambda: _answers(port))
     try:
+        serve.start(ready=lambda: _answers(port))
         # 48 requests from 24 clients at once: every file twice, in two requests.
         asked = [str(path) for path in songs] * 2
 

@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,12 +103,21 @@ class Command(BaseCommand):
         if processes < 1:
             raise CommandError("--web-processes must be at least 1")
         sock = listen(options["host"], options["port"])
-        web = [
+        # The web processes' open connections, one counter each, so they share the
+        # socket's connections evenly (nomarr_site.webserver's Board).
+        board = tempfile.TemporaryFile()
+        board.truncate(8 * processes)
+        shared = (sock.fileno(), board.fileno())
+
+        def web(n: int) -> list[str]:
             # daphne on the shared socket, answering 414/431 to requests too large to read
-            sys.executable, "-m", "nomarr_site.webserver",
-            "--fd", str(sock.fileno()), "nomarr_site.asgi:application",
-        ]  # fmt: skip
-        commands = {("web" if n == 0 else f"web-{n + 1}"): web for n in range(processes)}
+            balance = ["--balance", f"{board.fileno()}:{n}:{processes}"] if processes > 1 else []
+            return [
+                sys.executable, "-m", "nomarr_site.webserver", *balance,
+                "--fd", str(sock.fileno()), "nomarr_site.asgi:application",
+            ]  # fmt: skip
+
+        commands = {("web" if n == 0 else f"web-{n + 1}"): web(n) for n in range(processes)}
         if not options["no_workers"]:
             commands["workers"] = [sys.executable, "manage.py", "workers"]
         stopping = False
@@ -124,11 +134,12 @@ class Command(BaseCommand):
                 cwd=settings.BASE_DIR,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
-                pass_fds=(sock.fileno(),) if argv is web else (),
+                pass_fds=shared if name.startswith("web") else (),
             )
             for name, argv in commands.items()
         }
-        sock.close()  # the web processes hold it now
+        sock.close()  # the web processes hold them now
+        board.close()
         parts = [f"{processes} web process{'es' if processes > 1 else ''}"]
         if "workers" in children:
             parts.append("workers")
