@@ -61,7 +61,9 @@ def test_a_burst_of_keep_alive_clients_is_shared_evenly_by_the_web_processes(lib
         wait_until(lambda: not established_inodes(port), 10, "the probes closed")
         # All at once, as 40 keep-alive clients starting together do; each then asks
         # for a page, so every connection is one a process took and answers.
-        clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(CLIENTS)]
+        clients = [
+            socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(CLIENTS)
+        ]
         for sock in clients:
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         for sock in clients:
