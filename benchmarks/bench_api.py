@@ -13,7 +13,8 @@ ORM broker unless --redis), creates an API key with `create_api_key`, and measur
 - the worker alone: jobs finished a minute with the API idle, after its first job (a
   folder of files queued first, so the worker always has work);
 - one client sending POST /api/v1/tag requests one after another (new paths);
-- 200 closed-loop clients, every request a new path: req/s, p50/p99 latency, errors
+- 200 closed-loop clients, every request a new path: req/s, p50/p99 latency (and p99
+  without each client's first request, the wave the start sends all at once), errors
   (any answer but 202, and failed connections), the server's CPU ms a request, the
   load generator's own CPU ms a request, and the worker's jobs a minute during the
   load (against the idle rate). The clients (--client asyncio, the default) are
@@ -273,6 +274,7 @@ def _async_client_process(url, key, paths, clients, results, interval, trace_to=
     async def main():
         conns = [await asyncio.open_connection(host, port) for _ in range(clients)]
         latencies: list[float] = []
+        later: list[float] = []  # every request but each client's first
         trace: list[tuple[float, float, int]] = []
         statuses: Counter = Counter()
         start_cpu = resource.getrusage(resource.RUSAGE_SELF)
@@ -299,6 +301,8 @@ def _async_client_process(url, key, paths, clients, results, interval, trace_to=
                     reader = writer = None
                     continue
                 latencies.append(time.perf_counter() - started)
+                if k:
+                    later.append(latencies[-1])
                 trace.append((wall_start + started - begin, latencies[-1], n))
             if writer is not None:
                 writer.close()
@@ -309,7 +313,7 @@ def _async_client_process(url, key, paths, clients, results, interval, trace_to=
         used = (cpu.ru_utime - start_cpu.ru_utime) + (cpu.ru_stime - start_cpu.ru_stime)
         if trace_to:  # send time (Unix time), latency (s), client
             Path(trace_to).write_text("".join(f"{t:.3f} {lat:.4f} {n}\n" for t, lat, n in trace))
-        return latencies, dict(statuses), wall_start, wall_end, used
+        return latencies, dict(statuses), wall_start, wall_end, used, later
 
     results.put(asyncio.run(main()))
 
@@ -328,10 +332,14 @@ def load(base: str, key: str, paths: list[str], clients: int, rate: float = 0.0)
             args=(f"{base}/api/v1/tag", key, paths, clients, queue, interval, TRACE),
         )
         proc.start()
-        lat, seen, start, end, client_cpu = _result_of(queue, [proc])
+        lat, seen, start, end, client_cpu, later = _result_of(queue, [proc])
         proc.join()
         gathered = [(lat, seen, start, end)]
-        return _figures(gathered, rate, clients, paths, client_cpu)
+        figures = _figures(gathered, rate, clients, paths, client_cpu)
+        # The start sends every client's first request at once: the last of those wait
+        # for all of them before, and for cold lanes. p99 without that wave too.
+        figures["p99_later"] = percentile(sorted(later), 99)
+        return figures
     processes = max(1, min(clients, os.cpu_count() or 1, 8))
     per_process = [
         clients // processes + (1 if i < clients % processes else 0) for i in range(processes)
@@ -599,6 +607,8 @@ def report(runs: list[dict]) -> None:
             cpu = f"{fig['server_cpu']:7.2f}" if "server_cpu" in fig else f"{'':>7}"
             if fig.get("client_cpu") is not None and fig is r["load"]:
                 worker += f"  clients' own cpu {fig['client_cpu']:.2f} ms/req"
+            if "p99_later" in fig and fig is r["load"]:
+                worker += f"  p99 without the first wave {fig['p99_later']:.0f} ms"
             print(
                 f"{r['database']:<10} {r['processes']:>3} {r['pool']:>4} {r['nice']:>4} {name:<22} "
                 f"{fig['throughput']:>7.0f} "
