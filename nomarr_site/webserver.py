@@ -214,8 +214,9 @@ class CountedServer(tcp.Server):
 
 
 class BalancedPort(tcp.Port):
-    """The shared listening socket, accepting one connection at a time, and none
-    while another process holds fewer (for at most MAX_DEFER)."""
+    """The shared listening socket: with a board, accepting one connection at a time,
+    and none while another process holds fewer (for at most MAX_DEFER); without one
+    (a single web process), as Twisted's."""
 
     transport = CountedServer
     _deferring_since: float | None = None
@@ -231,7 +232,8 @@ class BalancedPort(tcp.Port):
                 self.reactor.callLater(RECHECK, self._look_again)
                 return
         self._deferring_since = None
-        self.numberAccepts = 1  # and the board looked at again before the next
+        if board is not None:
+            self.numberAccepts = 1  # and the board looked at again before the next
         super().doRead()
 
     def _look_again(self) -> None:
