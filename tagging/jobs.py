@@ -258,6 +258,10 @@ def _queue_together(unique: list[str], force: bool) -> dict[str, tuple[Job, bool
     if batch:
         try:
             _write_batch(batch)
+        except BaseException as exc:  # no turn, no connection: what was not written fails so
+            for queueing in batch:
+                if queueing.found is None and queueing.error is None:
+                    queueing.error = exc
         finally:
             with _together:
                 for queueing in batch:
@@ -276,13 +280,16 @@ def _write_batch(batch: list[_Queueing]) -> None:
         try:
             with transaction.atomic():
                 new_ids: list[int] = []
+                written: list[dict[str, tuple[Job, bool]]] = []
                 for queueing in batch:
                     # A path in two requests of the batch: the second finds the
                     # first's job (same transaction), not created.
                     found: dict[str, tuple[Job, bool]] = {}
                     new_ids += _queue_chunk(queueing.keys, queueing.force, found, savepoint=False)
-                    queueing.found = found
+                    written.append(found)
                 dispatch(new_ids)
+            for queueing, found in zip(batch, written, strict=True):  # committed
+                queueing.found = found
             return
         except Exception:
             log.debug("a shared queueing transaction failed; each request on its own")
