@@ -163,20 +163,20 @@ def _writer_turn() -> Iterator[None]:
     a file next to the database (flock: a waiter is woken as soon as it is free).
     Inside a caller's transaction it would come too late (the database's lock is
     taken when that transaction begins): nothing then."""
-    connection = transaction.get_connection()
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
+    if not _takes_turns():
         yield
         return
+    connection = transaction.get_connection()
     with _SQLITE_WRITER:
         name = str(connection.settings_dict["NAME"])
         fd = _turn_files.get((os.getpid(), name))
-        if fd is None and not connection.is_in_memory_db():
+        if fd is None:
             try:
                 fd = os.open(f"{name}-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             except OSError:
                 fd = -1  # a read-only folder: the process's own turns only
             _turn_files[(os.getpid(), name)] = fd
-        if fd is None or fd < 0:
+        if fd < 0:
             yield
             return
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
 from tagging.models import Job
-from tagging.tests.support import database_url, wait_until
+from tagging.tests.support import database_url, free_port, listening, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -262,9 +261,7 @@ def test_a_page_that_names_nothing_is_a_page(web):
 @pytest.fixture
 def server(tmp_path) -> str:
     """nomarr_site.webserver (daphne) on a free port, as `manage.py serve` runs it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "nomarr_site.test_settings",
@@ -278,12 +275,8 @@ def server(tmp_path) -> str:
         cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
-    def listening():
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
     try:
-        wait_until(lambda: listening() or proc.poll() is not None, 60, "the web server")
+        wait_until(lambda: listening(port) or proc.poll() is not None, 60, "the web server")
         assert proc.poll() is None, (tmp_path / "web.log").read_text()[-3000:]
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nomarr_site.workers import descendants
-from tagging.tests.support import ManageProcess, free_port, wait_until
+from tagging.tests.support import ManageProcess, cmdline, free_port, listening, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,7 +54,7 @@ def test_a_burst_of_keep_alive_clients_is_shared_evenly_by_the_web_processes(lib
     )
     clients: list[socket.socket] = []
     try:
-        serve.start(ready=lambda: _listening(port))
+        serve.start(ready=lambda: listening(port))
         web = wait_until(lambda: _web_processes(serve.proc.pid), 30, "two web processes")
         assert len(web) == 2
         wait_until(lambda: _both_answer(port, web), 60, "both web processes answering")
@@ -102,19 +102,5 @@ def _both_answer(port: int, web: list[int]) -> bool:
 
 
 def _web_processes(pid: int) -> list[int] | None:
-    found = []
-    for child in descendants(pid):
-        try:
-            if b"nomarr_site.webserver" in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.append(child)
-        except OSError:
-            continue
+    found = [child for child in descendants(pid) if "nomarr_site.webserver" in cmdline(child)]
     return found if len(found) == 2 else None
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        return True
-    except OSError:
-        return False

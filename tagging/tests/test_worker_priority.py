@@ -14,16 +14,9 @@ from django_q.models import Schedule
 from django_q.status import Stat
 
 from nomarr_site.workers import descendants
-from tagging.tests.support import ManageProcess, free_port, wait_until
+from tagging.tests.support import ManageProcess, cmdline, free_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def autogroups() -> bool:
