@@ -24,23 +24,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tagging.tests.formats import AUDIO_FORMATS
+
 if TYPE_CHECKING:
     from library.models import LibraryRoot
 
 SHARED_DIR = Path(__file__).resolve().parent.parent / "shared"
 SOURCE_CLIP = SHARED_DIR / "fixtures" / "audio" / "joram-moments_of_clarity-08-solipsism-59-88.mp3"
-
-#: Extension -> ffmpeg encoder arguments. Low bitrates/effort: these only need
-#: to be real files of each container, not good-sounding ones.
-AUDIO_FORMATS: dict[str, list[str]] = {
-    "mp3": ["-c:a", "libmp3lame", "-q:a", "9"],
-    "flac": ["-c:a", "flac", "-compression_level", "0"],
-    "ogg": ["-c:a", "libvorbis", "-q:a", "0"],
-    "opus": ["-c:a", "libopus", "-b:a", "24k"],
-    "m4a": ["-c:a", "aac", "-b:a", "32k"],
-    "wav": ["-c:a", "pcm_s16le"],
-    "aiff": ["-c:a", "pcm_s16be"],
-}
 
 #: The user's own tags every fixture file carries (besides cover art).
 FOREIGN_TAGS = {

@@ -77,8 +77,7 @@ def setup_django(library: Path) -> None:
 def templates(folder: Path, seconds: float) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     found = {}
-    # The suite's encoders; conftest.py needs Django's settings, hence here.
-    from conftest import AUDIO_FORMATS
+    from tagging.tests.formats import AUDIO_FORMATS  # the suite's encoders
 
     for fmt, args in AUDIO_FORMATS.items():
         target = folder / f"template-{seconds:g}.{fmt}"

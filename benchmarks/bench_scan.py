@@ -55,7 +55,7 @@ TARGET_FIRST_SCAN = 500
 sys.path.insert(0, str(ROOT))
 
 # The same encoders the test fixtures use (one list of formats Nomarr handles).
-from conftest import AUDIO_FORMATS as ENCODERS  # noqa: E402
+from tagging.tests.formats import AUDIO_FORMATS as ENCODERS  # noqa: E402
 
 
 def setup_django(library: Path) -> None:

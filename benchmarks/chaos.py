@@ -53,9 +53,9 @@ import requests
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from conftest import AUDIO_FORMATS  # noqa: E402
 from nomarr_site.atomic import TEMP_PREFIX  # noqa: E402  (no Django: safe before setup)
 from nomarr_site.workers import claim_pid, pid_alive  # noqa: E402
+from tagging.tests.formats import AUDIO_FORMATS  # noqa: E402
 
 SHARED = BASE_DIR.parent / "shared"
 CLIP = SHARED / "fixtures/audio/joram-moments_of_clarity-08-solipsism-59-88.mp3"

@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +40,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django_q.brokers import get_broker
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
 from django_q.exceptions import TimeoutException
+from django_q.models import OrmQ
+from django_q.signals import pre_enqueue
+from django_q.signing import SignedPackage
 from django_q.tasks import async_task
 
 from nomarr_site.workers import claim_is_dead, process_gone, worker_id
@@ -275,18 +281,18 @@ def _queue_together(unique: list[str], force: bool) -> dict[str, tuple[Job, bool
 
 
 def _write_batch(batch: list[_Queueing]) -> None:
-    """Each queueing's jobs, into its `found`; any failure, into its `error`."""
+    """Each queueing's jobs, into its `found`; any failure, into its `error`.
+
+    The whole batch is one look-up, one insert of jobs and one of run messages: the
+    turn is held only for those (a statement for each request's look-up and insert,
+    and a message at a time, kept the turn busy nine tenths of the time at 250 req/s,
+    so any pause of its holder stalled both web processes)."""
     with _writer_turn():
         try:
             with transaction.atomic():
-                new_ids: list[int] = []
-                written: list[dict[str, tuple[Job, bool]]] = []
-                for queueing in batch:
-                    # A path in two requests of the batch: the second finds the
-                    # first's job (same transaction), not created.
-                    found: dict[str, tuple[Job, bool]] = {}
-                    new_ids += _queue_chunk(queueing.keys, queueing.force, found, savepoint=False)
-                    written.append(found)
+                written, new_ids = _queue_requests(
+                    [(queueing.keys, queueing.force) for queueing in batch], savepoint=False
+                )
                 dispatch(new_ids)
             for queueing, found in zip(batch, written, strict=True):  # committed
                 queueing.found = found
@@ -306,34 +312,64 @@ def _queue_chunk(
     chunk: list[str], force: bool, found: dict[str, tuple[Job, bool]], *, savepoint: bool = True
 ) -> list[int]:
     """Jobs for a chunk of real paths (one look-up, one insert), into found; the new
-    jobs' ids. Without `savepoint` (inside the caller's transaction) a path queued by
-    another request meanwhile raises IntegrityError, for the caller to start over."""
-    existing = {job.path: job for job in Job.objects.filter(path__in=chunk, status__in=Job.ACTIVE)}
-    if force:
-        # A forced request must not be lost in a plain pending job.
-        plain = [j for j in existing.values() if j.status == Status.PENDING and not j.force]
-        Job.objects.filter(pk__in=[job.pk for job in plain], status=Status.PENDING).update(
-            force=True
-        )
-        for job in plain:
-            job.force = True
-    found.update((key, (job, False)) for key, job in existing.items())
-    fresh = [Job(path=key, force=force) for key in chunk if key not in existing]
+    jobs' ids (see _queue_requests)."""
+    (mine,), new_ids = _queue_requests([(chunk, force)], savepoint=savepoint)
+    found.update(mine)
+    return new_ids
+
+
+def _queue_requests(
+    requests: list[tuple[list[str], bool]], *, savepoint: bool = True
+) -> tuple[list[dict[str, tuple[Job, bool]]], list[int]]:
+    """Jobs for several requests' real paths (each: its paths, no repeats, and force)
+    with one look-up and one insert for all: each request's {path: (job, created)}
+    and the new jobs' ids. A path two requests name is created by the first and found
+    by the second; a forced request makes a plain pending job forced (it must not be
+    lost in it). Without `savepoint` (inside the caller's transaction) a path queued
+    by another request meanwhile raises IntegrityError, for the caller to start over;
+    with it, such paths get the job that is there now."""
+    paths = list(dict.fromkeys(key for keys, _ in requests for key in keys))
+    jobs: dict[str, Job] = {}
+    for start in range(0, len(paths), QUEUE_CHUNK):
+        jobs.update(Job.objects.live_by_path(paths[start : start + QUEUE_CHUNK]))
+    fresh: list[Job] = []
+    forced: list[int] = []  # plain pending jobs already in the table that a forced request names
+    answers: list[dict[str, tuple[Job, bool]]] = []
+    for keys, force in requests:
+        found: dict[str, tuple[Job, bool]] = {}
+        for key in keys:
+            job = jobs.get(key)
+            if job is None:
+                job = jobs[key] = Job(path=key, force=force)
+                fresh.append(job)
+                found[key] = (job, True)
+                continue
+            if force and job.status == Status.PENDING and not job.force:
+                job.force = True
+                if job.pk is not None:
+                    forced.append(job.pk)
+            found[key] = (job, False)
+        answers.append(found)
+    if forced:
+        Job.objects.filter(pk__in=forced, status=Status.PENDING).update(force=True)
     if not fresh:
-        return []
+        return answers, []
     if not savepoint:
-        created = Job.objects.bulk_create(fresh)
-        found.update((job.path, (job, True)) for job in created)
-        return [job.pk for job in created]
+        Job.objects.bulk_create(fresh)
+        return answers, [job.pk for job in fresh]
     try:
         with transaction.atomic():
-            created = Job.objects.bulk_create(fresh)
+            Job.objects.bulk_create(fresh)
     except IntegrityError:
         # Another request queued some of these between our look and our insert.
-        found.update((job.path, queue_file(Path(job.path), force)) for job in fresh)
-        return []
-    found.update((job.path, (job, True)) for job in created)
-    return [job.pk for job in created]
+        for job in fresh:
+            job.pk, job._state.adding = None, True  # rolled back, whatever was assigned
+        for (_, force), found in zip(requests, answers, strict=True):
+            for key, (job, _) in found.items():
+                if job.pk is None:
+                    found[key] = queue_file(Path(key), force)
+        return answers, []
+    return answers, [job.pk for job in fresh]
 
 
 @dataclass(frozen=True)
@@ -362,7 +398,7 @@ def follow_rename(old_paths: Iterable[str | os.PathLike], new: str | os.PathLike
     (as given, resolved); new is the file's real path now."""
     target = os.fspath(new)
     candidates = {os.fspath(path) for path in old_paths}
-    live_job = Job.objects.filter(path__in=candidates, status__in=Job.ACTIVE).first()
+    live_job = next(iter(Job.objects.live_by_path(candidates).values()), None)
     if live_job is None:
         return RenameResult("no_pending_job")
     pending = Job.objects.filter(pk=live_job.pk, status=Status.PENDING)
@@ -409,26 +445,47 @@ MESSAGES_PER_COMMIT = 500
 
 
 def send_run_messages(job_ids: list[int]) -> None:
-    """Send a run message for each job now (dispatch decides who sends them)."""
+    """Send a run message for each job now (dispatch decides who sends them).
+
+    With the ORM broker a chunk's messages are one insert, in one transaction (no
+    savepoint inside a caller's transaction, queue_files: its jobs and these messages
+    commit, or roll back, together); with Redis, a push each."""
     if not job_ids:
         return
-    broker = None
+    broker = get_broker()
     for start in range(0, len(job_ids), MESSAGES_PER_COMMIT):
-        # In a transaction, django-q2's ORM broker does not close this connection before
-        # each message, nor when it is made (it does in autocommit: on SQLite, closing
-        # the last connection checkpoints the WAL, ~10 ms a request).
-        # No savepoint inside a caller's transaction (queue_files): its jobs and these
-        # messages commit, or roll back, together.
-        with transaction.atomic(savepoint=False):
-            broker = broker or get_broker()
-            for job_id in job_ids[start : start + MESSAGES_PER_COMMIT]:
-                async_task(
-                    "tagging.tasks.run_job",
-                    job_id,
-                    task_name=f"tag job {job_id}",
-                    group="tag",
-                    broker=broker,
+        packages = [_run_message(job_id) for job_id in job_ids[start : start + MESSAGES_PER_COMMIT]]
+        if isinstance(broker, ORM):
+            now = timezone.now()
+            with transaction.atomic(savepoint=False):
+                OrmQ.objects.using(Conf.ORM).bulk_create(
+                    OrmQ(key=broker.list_key or Conf.CLUSTER_NAME, payload=package, lock=now)
+                    for package in packages
                 )
+        else:
+            for package in packages:
+                broker.enqueue(package)
+
+
+def _run_message(job_id: int) -> str:
+    """Job job_id's run message, the package django-q2's async_task would build for
+    run_job(job_id) (named "tag job N", in the "tag" group), signed the same way, so a
+    worker reads it as any other task; built here so that many can go in one insert."""
+    task: dict[str, object] = {
+        "id": uuid.uuid4().hex,
+        "name": f"tag job {job_id}",
+        "func": "tagging.tasks.run_job",
+        "args": (job_id,),
+        "group": "tag",
+    }
+    if Conf.CACHED:
+        task["cached"] = Conf.CACHED
+    if Conf.ACK_FAILURES:
+        task["ack_failure"] = Conf.ACK_FAILURES
+    task["kwargs"] = {}
+    task["started"] = timezone.now()
+    pre_enqueue.send(sender="django_q", task=task)
+    return str(SignedPackage.dumps(task))
 
 
 def dispatch_pending() -> int:

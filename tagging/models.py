@@ -1,11 +1,33 @@
 """Jobs: one file to tag, from queueing to its result. The table is the queue."""
 
+from collections.abc import Collection
+
 from django.db import models
 from django.db.models import Count, Q
 from django_q.status import Stat
 
 
 class JobQuerySet(models.QuerySet):
+    def live_by_path(self, paths: Collection[str]) -> dict[str, "Job"]:
+        """The live (pending or running) job of each of paths that has one, by path.
+
+        Looked up by path first, then by id. Asked for paths and statuses at once,
+        SQLite's planner (it has no statistics: three paths look like more rows than
+        two statuses) walked the status index, every pending job, on each look-up, so
+        queueing slowed down as the queue grew: a look-up of 7 paths took 1.6 ms with
+        6,000 jobs waiting, and a first scan's chunks of 500 walked the whole queue."""
+        paths = list(paths)
+        if not paths:
+            return {}
+        live = [
+            pk
+            for pk, status in self.filter(path__in=paths).values_list("pk", "status")
+            if status in Job.ACTIVE
+        ]
+        if not live:
+            return {}
+        return {job.path: job for job in self.filter(pk__in=live, status__in=Job.ACTIVE)}
+
     def counts(self) -> dict[str, int]:
         """How many jobs are in each status (every status present, zeros included)."""
         found = dict(self.values_list("status").annotate(n=Count("pk")).order_by())
