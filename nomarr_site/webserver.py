@@ -21,11 +21,12 @@ shares among its web processes; IPv4 or IPv6, told by the socket itself).
 
 Several web processes on one socket share its connections evenly (`--balance`, given
 by serve: a file of one counter a process, and this process's slot): a process
-holding more open connections than the least loaded one leaves the next connection
-to it (for at most MAX_DEFER). Otherwise whichever process the kernel woke first
-took a whole burst: 200 keep-alive clients split 150 to 50, and the busier process's
-clients waited twice as long while the other's cores sat partly idle (200 clients:
-p99 1.6 s against a mean of 1.1 s, and as little as 169 req/s against 237 when even).
+holding SLACK more open connections than the least loaded one leaves the next
+connection to it (for at most MAX_DEFER), and takes no more at once than that leaves.
+Otherwise whichever process the kernel woke first took a whole burst: 200 keep-alive
+clients split 150 to 50, and the busier process's clients waited twice as long while
+the other's cores sat partly idle (200 clients: p99 1.6 s against a mean of 1.1 s, and
+as little as 169 req/s against 237 when even).
 
 Database connections of a web process (`web_connections`, applied before Django
 starts): on PostgreSQL they come from a pool of at most NOMARR_DB_POOL open
@@ -161,6 +162,11 @@ class LimitedHTTPChannel(http.HTTPChannel):
 MAX_DEFER = 0.05
 #: Seconds between a busier process's looks at the socket while it leaves it alone.
 RECHECK = 0.005
+#: Connections a process may hold beyond the least loaded one's before it leaves the
+#: next to the others, and so may take at once: one at a time, a burst of 200 clients
+#: connecting together took a reactor turn each under load, and the last ones' first
+#: requests waited 1.6 s in the listening socket while the others' were answered.
+SLACK = 4
 
 
 class Board:
@@ -179,11 +185,12 @@ class Board:
     def counts(self) -> list[int]:
         return list(struct.unpack_from(f"{self.count}q", self.map))
 
-    def busier(self) -> bool:
-        """Whether another process holds fewer connections than this one."""
+    def room(self) -> int:
+        """How many more connections this process may take now: up to SLACK more than
+        the least loaded other process holds (none or fewer: it is the busier one)."""
         counts = self.counts()
         mine = counts.pop(self.slot)
-        return mine > min(counts, default=mine)
+        return min(counts, default=mine) + SLACK - mine
 
     @classmethod
     def parse(cls, value: str) -> Board:
@@ -214,16 +221,18 @@ class CountedServer(tcp.Server):
 
 
 class BalancedPort(tcp.Port):
-    """The shared listening socket: with a board, accepting one connection at a time,
-    and none while another process holds fewer (for at most MAX_DEFER); without one
-    (a single web process), as Twisted's."""
+    """The shared listening socket: with a board, accepting as many connections at a
+    time as the board leaves room for, and none while this process holds SLACK more
+    than another (for at most MAX_DEFER); without one (a single web process), as
+    Twisted's."""
 
     transport = CountedServer
     _deferring_since: float | None = None
 
     def doRead(self) -> None:
         board = CountedServer.board
-        if board is not None and board.busier():
+        room = board.room() if board is not None else 0
+        if board is not None and room <= 0:
             now = time.monotonic()
             if self._deferring_since is None:
                 self._deferring_since = now
@@ -233,7 +242,7 @@ class BalancedPort(tcp.Port):
                 return
         self._deferring_since = None
         if board is not None:
-            self.numberAccepts = 1  # and the board looked at again before the next
+            self.numberAccepts = max(1, room)  # and the board looked at again after those
         super().doRead()
 
     def _look_again(self) -> None:

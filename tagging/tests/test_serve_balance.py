@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nomarr_site.webserver import SLACK, Board
 from nomarr_site.workers import descendants
 from tagging.tests.support import ManageProcess, cmdline, free_port, listening, wait_until
 
@@ -104,3 +105,19 @@ def _both_answer(port: int, web: list[int]) -> bool:
 def _web_processes(pid: int) -> list[int] | None:
     found = [child for child in descendants(pid) if "nomarr_site.webserver" in cmdline(child)]
     return found if len(found) == 2 else None
+
+
+def test_a_process_takes_a_burst_several_at_a_time_within_the_slack(tmp_path):
+    # Two processes' counters in one shared file, as serve makes it.
+    shared = tmp_path / "board"
+    shared.write_bytes(bytes(16))
+    fd = os.open(shared, os.O_RDWR)
+    try:
+        first, second = Board(fd, 0, 2), Board(fd, 1, 2)
+        assert first.room() == SLACK > 1  # both idle: a burst is taken several at once
+        first.publish(SLACK)
+        assert first.room() == 0 and second.room() == 2 * SLACK  # the first leaves the rest
+        second.publish(SLACK + 1)
+        assert first.room() == SLACK + 1 and second.room() == SLACK - 1
+    finally:
+        os.close(fd)
