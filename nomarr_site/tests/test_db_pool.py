@@ -179,3 +179,38 @@ def test_kept_connections_are_one_a_lane_not_one_a_request(tmp_path, make_audio,
         assert "Traceback" not in (tmp_path / "serve.log").read_text()
     finally:
         serve.stop()
+
+
+def end_other_sessions() -> int:
+    """Ends every other connection to the test database, as a restart of PostgreSQL
+    would (the server says so on each, then closes it); how many it ended."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.scaleout
+@pytest.mark.django_db(transaction=True)
+def test_a_pooled_connection_the_database_ended_is_replaced_not_handed_to_a_request(
+    tmp_path, make_audio, library
+):
+    """The pool asks the server only when a connection has something to read or was not
+    asked for a while (webserver.check_pooled), not each time it is taken: a connection
+    the database ended meanwhile must still never reach a request."""
+    needs_postgresql()
+    songs = songs_in(library, make_audio)
+    key = APIKey.objects.create_key(name="ended")[1]
+    serve, base = start_serve(tmp_path, library, {"NOMARR_DB_POOL": "4"}, workers=False)
+    try:
+        statuses, _ = burst(base, key, songs)  # the pools hold open connections now
+        assert statuses == Counter({202: 80}), statuses
+        assert end_other_sessions() >= 2  # both web processes' pooled connections
+        wait_until(lambda: end_other_sessions() == 0, 10, "the ended sessions gone")
+        after = post_from_clients(f"{base}/api/v1/tag", key, songs, clients=8, each=5)
+        assert after == Counter({202: 40}), after
+        assert "Traceback" not in (tmp_path / "serve.log").read_text()
+    finally:
+        serve.stop()
